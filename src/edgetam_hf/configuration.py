@@ -1,0 +1,208 @@
+"""Typed configurations for EdgeTAM.
+
+Every default reproduces the released EdgeTAM checkpoint (`edgetam.pt`, configs/edgetam.yaml of
+facebookresearch/EdgeTAM): a RepViT-M1 trunk with an FPN neck, the SAM 2 prompt encoder and mask
+decoder, and for video the memory encoder, the 2D spatial perceiver and RoPE memory attention.
+
+The field names mirror transformers' `EdgeTamConfig` / `EdgeTamVideoConfig` so that a config.json
+written by transformers can be read field by field (see `weights.py` for the translation of the
+one field that differs: transformers describes the trunk as a `timm_wrapper` backbone config).
+"""
+
+from huggingface_hub.dataclasses import strict
+from transformers.configuration_utils import PreTrainedConfig
+
+
+@strict
+class EdgeTamVisionConfig(PreTrainedConfig):
+    """RepViT-M1 trunk + FPN neck (original: `ImageEncoder(TimmBackbone, FpnNeck)`).
+
+    `backbone_embed_dims` / `backbone_depths` describe the trunk stages from high to low
+    resolution (timm's `repvit_m1`); `backbone_channel_list` is the same list read from low to high
+    resolution, the order in which the FPN neck consumes them.
+    """
+
+    model_type = "edgetam_hf_vision"
+    base_config_key = "vision_config"
+
+    num_channels: int = 3
+    backbone_embed_dims: list[int] | None = None
+    backbone_depths: list[int] | None = None
+    backbone_mlp_ratio: float = 2.0
+    backbone_kernel_size: int = 3
+    backbone_channel_list: list[int] | None = None
+    backbone_feature_sizes: list | None = None
+    fpn_hidden_size: int = 256
+    fpn_kernel_size: int = 1
+    fpn_stride: int = 1
+    fpn_padding: int = 0
+    fpn_top_down_levels: list[int] | None = None
+    num_feature_levels: int = 3
+    hidden_act: str = "gelu"
+    layer_norm_eps: float = 1e-6
+    initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs):
+        if self.backbone_embed_dims is None:
+            self.backbone_embed_dims = [48, 96, 192, 384]
+        if self.backbone_depths is None:
+            self.backbone_depths = [2, 2, 14, 2]
+        if self.backbone_channel_list is None:
+            self.backbone_channel_list = list(reversed(self.backbone_embed_dims))
+        if self.backbone_feature_sizes is None:
+            self.backbone_feature_sizes = [[256, 256], [128, 128], [64, 64]]
+        if self.fpn_top_down_levels is None:
+            self.fpn_top_down_levels = [2, 3]
+        super().__post_init__(**kwargs)
+
+    def validate_architecture(self):
+        if len(self.backbone_embed_dims) != len(self.backbone_depths):
+            raise ValueError(
+                f"backbone_embed_dims ({self.backbone_embed_dims}) and backbone_depths "
+                f"({self.backbone_depths}) must have one entry per trunk stage"
+            )
+        if list(self.backbone_channel_list) != list(reversed(self.backbone_embed_dims)):
+            raise ValueError(
+                f"backbone_channel_list {self.backbone_channel_list} must be backbone_embed_dims "
+                f"{self.backbone_embed_dims} in reverse order"
+            )
+
+
+@strict
+class EdgeTamPromptEncoderConfig(PreTrainedConfig):
+    """SAM 2 prompt encoder (original: `sam2.modeling.sam.prompt_encoder.PromptEncoder`)."""
+
+    model_type = "edgetam_hf_prompt_encoder"
+    base_config_key = "prompt_encoder_config"
+
+    hidden_size: int = 256
+    image_size: int = 1024
+    patch_size: int = 16
+    mask_input_channels: int = 16
+    num_point_embeddings: int = 4
+    hidden_act: str = "gelu"
+    layer_norm_eps: float = 1e-6
+    scale: float = 1.0
+
+
+@strict
+class EdgeTamMaskDecoderConfig(PreTrainedConfig):
+    """SAM 2 two-way transformer mask decoder (original: `sam2.modeling.sam.mask_decoder.MaskDecoder`)."""
+
+    model_type = "edgetam_hf_mask_decoder"
+    base_config_key = "mask_decoder_config"
+
+    hidden_size: int = 256
+    hidden_act: str = "gelu"
+    mlp_dim: int = 2048
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 8
+    attention_downsample_rate: int = 2
+    num_multimask_outputs: int = 3
+    iou_head_depth: int = 3
+    iou_head_hidden_dim: int = 256
+    dynamic_multimask_via_stability: bool = True
+    dynamic_multimask_stability_delta: float = 0.05
+    dynamic_multimask_stability_thresh: float = 0.98
+
+
+@strict
+class EdgeTamConfig(PreTrainedConfig):
+    """The image model: vision encoder, prompt encoder and mask decoder."""
+
+    model_type = "edgetam_hf"
+    sub_configs = {
+        "vision_config": EdgeTamVisionConfig,
+        "prompt_encoder_config": EdgeTamPromptEncoderConfig,
+        "mask_decoder_config": EdgeTamMaskDecoderConfig,
+    }
+
+    vision_config: dict | EdgeTamVisionConfig | None = None
+    prompt_encoder_config: dict | EdgeTamPromptEncoderConfig | None = None
+    mask_decoder_config: dict | EdgeTamMaskDecoderConfig | None = None
+    initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs):
+        self.vision_config = _as_config(EdgeTamVisionConfig, self.vision_config)
+        self.prompt_encoder_config = _as_config(EdgeTamPromptEncoderConfig, self.prompt_encoder_config)
+        self.mask_decoder_config = _as_config(EdgeTamMaskDecoderConfig, self.mask_decoder_config)
+        super().__post_init__(**kwargs)
+
+
+@strict
+class EdgeTamVideoConfig(EdgeTamConfig):
+    """The video model: the image model plus memory encoder, spatial perceiver and memory attention.
+
+    Field names follow transformers' `EdgeTamVideoConfig`; defaults are configs/edgetam.yaml.
+    """
+
+    model_type = "edgetam_hf_video"
+
+    num_maskmem: int = 7
+    image_size: int = 1024
+    sigmoid_scale_for_mem_enc: float = 20.0
+    sigmoid_bias_for_mem_enc: float = -10.0
+    enable_occlusion_spatial_embedding: bool = True
+    multimask_output_in_sam: bool = True
+    multimask_min_pt_num: int = 0
+    multimask_max_pt_num: int = 1
+    multimask_output_for_tracking: bool = True
+    max_object_pointers_in_encoder: int = 16
+    max_cond_frame_num: int = -1
+    enable_temporal_pos_encoding_for_object_pointers: bool = True
+    # memory attention (RoPE self-attention on the frame, cross-attention to memories)
+    memory_attention_hidden_size: int = 256
+    memory_attention_num_layers: int = 2
+    memory_attention_num_attention_heads: int = 1
+    memory_attention_downsample_rate: int = 1
+    memory_attention_mlp_hidden_size: int = 2048
+    memory_attention_mlp_hidden_act: str = "relu"
+    memory_attention_dropout: float = 0.1
+    memory_attention_rope_feat_sizes: list[int] | None = None
+    memory_attention_rope_k_sizes: list[int] | None = None
+    memory_attention_rope_dropout: float = 0.1
+    memory_attention_rope_theta: float = 10000.0
+    # 2D spatial perceiver
+    perceiver_resampler_num_latents: int = 256
+    perceiver_resampler_num_latents_2d: int = 256
+    perceiver_resampler_hidden_size: int = 64
+    perceiver_resampler_mlp_intermediate_size: int = 256
+    perceiver_resampler_num_attention_heads: int = 1
+    perceiver_resampler_attention_head_dim: int = 64
+    perceiver_resampler_num_layers: int = 2
+    perceiver_resampler_hidden_dropout: float = 0.0
+    perceiver_resampler_attention_dropout: float = 0.0
+    # memory encoder
+    memory_encoder_hidden_size: int = 256
+    memory_encoder_output_channels: int = 64
+    mask_downsampler_embed_dim: int = 256
+    mask_downsampler_kernel_size: int = 3
+    mask_downsampler_stride: int = 2
+    mask_downsampler_padding: int = 1
+    mask_downsampler_total_stride: int = 16
+    mask_downsampler_hidden_act: str = "gelu"
+    memory_fuser_num_layers: int = 2
+    memory_fuser_embed_dim: int = 256
+    memory_fuser_intermediate_dim: int = 1024
+    memory_fuser_kernel_size: int = 7
+    memory_fuser_padding: int = 3
+    memory_fuser_layer_scale_init_value: float = 1e-6
+    memory_fuser_hidden_act: str = "gelu"
+
+    def __post_init__(self, **kwargs):
+        if self.memory_attention_rope_feat_sizes is None:
+            self.memory_attention_rope_feat_sizes = [64, 64]
+        if self.memory_attention_rope_k_sizes is None:
+            self.memory_attention_rope_k_sizes = [16, 16]
+        super().__post_init__(**kwargs)
+
+
+def _as_config(config_class, value):
+    """Accept a sub-config given as None (defaults), a dict (e.g. read from JSON) or an instance."""
+    if value is None:
+        return config_class()
+    if isinstance(value, dict):
+        return config_class(**value)
+    if isinstance(value, config_class):
+        return value
+    raise ValueError(f"expected a {config_class.__name__} or a dict for it, got {type(value).__name__}")

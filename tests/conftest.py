@@ -1,0 +1,22 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from _torchvision_shim import install as install_torchvision_shim
+
+install_torchvision_shim()
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """The reference fixtures of Meta's original code (EDGETAM_FIXTURES); skips when unset."""
+    path = os.environ.get("EDGETAM_FIXTURES")
+    if not path:
+        pytest.skip("EDGETAM_FIXTURES is not set")
+    path = Path(path)
+    if not (path / "edgetam_random_seed0.pt").is_file():
+        pytest.fail(f"EDGETAM_FIXTURES={path} does not hold edgetam_random_seed0.pt")
+    return path
