@@ -142,14 +142,16 @@ class EdgeTamVideoConfig(EdgeTamConfig):
     image_size: int = 1024
     sigmoid_scale_for_mem_enc: float = 20.0
     sigmoid_bias_for_mem_enc: float = -10.0
-    enable_occlusion_spatial_embedding: bool = True
+    # EdgeTAM's checkpoint has neither an occlusion embedding nor a temporal projection of the object
+    # pointers (transformers' defaults enable both, which the released weights cannot fill).
+    enable_occlusion_spatial_embedding: bool = False
     multimask_output_in_sam: bool = True
     multimask_min_pt_num: int = 0
     multimask_max_pt_num: int = 1
     multimask_output_for_tracking: bool = True
     max_object_pointers_in_encoder: int = 16
     max_cond_frame_num: int = -1
-    enable_temporal_pos_encoding_for_object_pointers: bool = True
+    enable_temporal_pos_encoding_for_object_pointers: bool = False
     # memory attention (RoPE self-attention on the frame, cross-attention to memories)
     memory_attention_hidden_size: int = 256
     memory_attention_num_layers: int = 2

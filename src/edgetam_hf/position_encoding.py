@@ -56,6 +56,7 @@ class RandomFourierPositionEncoding(nn.Module):
 
     def __init__(self, num_channels: int, scale: float = 1.0):
         super().__init__()
+        self.scale = scale
         self.register_buffer("positional_embedding", scale * torch.randn(2, num_channels // 2))
 
     def forward(self, coordinates: torch.Tensor) -> torch.Tensor:
@@ -72,3 +73,51 @@ class RandomFourierPositionEncoding(nn.Module):
         x_centres = (torch.arange(width, dtype=torch.float32, device=device) + 0.5) / width
         coordinates = torch.stack(torch.meshgrid(x_centres, y_centres, indexing="xy"), dim=-1)
         return self(coordinates).permute(2, 0, 1)
+
+
+class AxialRotaryEncoding(nn.Module):
+    """2D axial rotary position encoding of a (height, width) token grid (original:
+    `compute_axial_cis` in `sam2.modeling.position_encoding`, used by `RoPEAttention(v2)`).
+
+    A head's channels are read as `head_dim // 2` (real, imaginary) pairs; the first half of the
+    pairs turn with the token's column, the second half with its row, each at the frequencies
+    `theta ** (-4 k / head_dim)`. The tables are built once per grid in float32 with
+    `torch.polar`, as the original builds them: `cos` / `sin` of the same angles differ from it
+    in the last bit.
+    """
+
+    def __init__(self, head_dim: int, theta: float = 10000.0):
+        super().__init__()
+        if head_dim % 4 != 0:
+            raise ValueError(f"head_dim must be a multiple of 4 for a 2D rotary encoding, got {head_dim}")
+        self.head_dim = head_dim
+        self.theta = theta
+        self._cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @torch.no_grad()
+    def forward(self, height: int, width: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns the (cos, sin) tables, each (height * width, head_dim // 2), tokens in row-major order."""
+        cache_key = (height, width, torch.device(device) if device is not None else None)
+        if cache_key not in self._cache:
+            self._cache[cache_key] = self._tables(height, width, device)
+        return self._cache[cache_key]
+
+    def _tables(self, height: int, width: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        exponents = torch.arange(0, self.head_dim, 4, device=device).float() / self.head_dim
+        frequencies = 1.0 / (self.theta**exponents)  # (head_dim // 4,)
+        columns = torch.arange(width, device=device).repeat(height).float()
+        rows = torch.arange(height, device=device).repeat_interleave(width).float()
+        angles = torch.cat((torch.outer(columns, frequencies), torch.outer(rows, frequencies)), dim=-1)
+        rotations = torch.view_as_real(torch.polar(torch.ones_like(angles), angles))
+        return rotations[..., 0].contiguous(), rotations[..., 1].contiguous()
+
+
+def apply_axial_rotary(tokens: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotates (..., num_tokens, head_dim) by (num_tokens, head_dim // 2) tables.
+
+    The rotation is done in float32 whatever the input dtype, as in the original, and written as
+    the complex product's real arithmetic (ac - bd, ad + bc) so that it needs no complex dtype.
+    """
+    real, imaginary = tokens.float().unflatten(-1, (-1, 2)).unbind(-1)
+    rotated = torch.stack((real * cos - imaginary * sin, real * sin + imaginary * cos), dim=-1)
+    return rotated.flatten(-2).to(tokens.dtype)

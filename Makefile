@@ -1,0 +1,35 @@
+# Two entry points that work on a fresh machine: `make demo` and `make test`.
+# Each makes its own virtual environment; torch is installed first (the pinned CPU build) when the
+# environment has none, so pip never resolves a torch with gigabytes of CUDA packages.
+PYTHON ?= python3
+TORCH_PIN ?= torch==2.13.0
+# torchvision is only needed by the reference models the parity tests compare with (timm);
+# pinned to the release that matches TORCH_PIN so pip does not replace torch.
+TORCHVISION_PIN ?= torchvision==0.28.0
+DEMO_ENV := .venv
+TEST_ENV := .venv-test
+OUT ?= out/demo
+
+.PHONY: demo test clean
+
+$(DEMO_ENV)/.ready: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(DEMO_ENV)
+	$(DEMO_ENV)/bin/python -c "import torch" 2>/dev/null || $(DEMO_ENV)/bin/pip install -q $(TORCH_PIN)
+	$(DEMO_ENV)/bin/pip install -q -e .
+	touch $@
+
+$(TEST_ENV)/.ready: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(TEST_ENV)
+	$(TEST_ENV)/bin/python -c "import torch" 2>/dev/null || $(TEST_ENV)/bin/pip install -q $(TORCH_PIN)
+	$(TEST_ENV)/bin/pip install -q -e ".[test]"
+	$(TEST_ENV)/bin/pip install -q "$(TORCHVISION_PIN)" timm || echo "reference models unavailable: parity tests against timm / transformers' EdgeTAM will skip"
+	touch $@
+
+demo: $(DEMO_ENV)/.ready
+	$(DEMO_ENV)/bin/python -m edgetam_hf demo --out $(OUT)
+
+test: $(TEST_ENV)/.ready
+	$(TEST_ENV)/bin/python -m pytest -q
+
+clean:
+	rm -rf $(DEMO_ENV) $(TEST_ENV) out

@@ -1,0 +1,307 @@
+"""Image processor for EdgeTAM with the original's numerics.
+
+Ports the preprocessing of `sam2.sam2_image_predictor.SAM2ImagePredictor.set_image`
+(`sam2.utils.transforms.SAM2Transforms`) and the upsampling of
+`SAM2Transforms.postprocess_masks`, behind the API of transformers' `Sam2ImageProcessor`.
+
+Why not transformers' Sam2 image processor: it resizes the uint8 image and rounds back to uint8,
+which moves normalised pixels by up to 0.0175 and the mask logits by up to ~17. The original
+converts to float in [0, 1] first and resizes the float image; so do we.
+"""
+
+import logging
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
+from transformers.processing_utils import ImagesKwargs
+
+logger = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# SAM2ImagePredictor clamps the low-resolution logits it returns (and that callers feed back as
+# a mask prompt) to this range; the image-resolution masks are upsampled from unclamped logits.
+MASK_LOGITS_CLAMP = 32.0
+_SUPPORTED_CHANNELS = (1, 3, 4)
+# transformers' Sam2/EdgeTam preprocessor_config.json switches. The original's pipeline is fixed,
+# so a config is accepted only when it asks for exactly that pipeline.
+_FIXED_PIPELINE_OPTIONS = {
+    "do_resize": True,
+    "do_rescale": True,
+    "rescale_factor": 1 / 255,
+    "do_normalize": True,
+    "do_convert_rgb": True,
+    "resample": 2,  # PIL.Image.BILINEAR
+}
+# Written by transformers' Sam2 processors; meaningless here, dropped on load.
+_IGNORED_CONFIG_KEYS = ("do_pad", "pad_size", "mask_pad_size", "default_to_square", "data_format", "device")
+
+
+class EdgeTamImageProcessorKwargs(ImagesKwargs, total=False):
+    """`ImagesKwargs` plus the size of the low-resolution mask logits (the mask prompt size)."""
+
+    mask_size: dict[str, int]
+
+
+class EdgeTamImageProcessor(BaseImageProcessor):
+    """RGB image -> normalised (3, 1024, 1024) float32 pixels, and mask logits -> image-size masks.
+
+    Ports `SAM2Transforms` (sam2/utils/transforms.py): ToTensor (uint8 / 255 in float32), resize to
+    `size` with bilinear interpolation, antialias on and align_corners off, then `(x - mean) / std`.
+    """
+
+    valid_kwargs = EdgeTamImageProcessorKwargs
+    model_input_names = ["pixel_values"]
+
+    def __init__(
+        self,
+        size: dict[str, int] | None = None,
+        mask_size: dict[str, int] | None = None,
+        image_mean: list[float] | None = None,
+        image_std: list[float] | None = None,
+        **kwargs,
+    ):
+        _check_fixed_pipeline_options(kwargs)
+        for key in (*_FIXED_PIPELINE_OPTIONS, *_IGNORED_CONFIG_KEYS):
+            kwargs.pop(key, None)
+        super().__init__(**kwargs)
+        self.size = _size_dict(size or {"height": 1024, "width": 1024}, "size")
+        self.mask_size = _size_dict(mask_size or {"height": 256, "width": 256}, "mask_size")
+        self.image_mean = [float(v) for v in (image_mean or IMAGENET_MEAN)]
+        self.image_std = [float(v) for v in (image_std or IMAGENET_STD)]
+        if len(self.image_mean) != 3 or len(self.image_std) != 3 or min(self.image_std) <= 0:
+            raise ValueError(
+                f"image_mean and image_std must hold 3 values (std > 0); got {self.image_mean} and {self.image_std}"
+            )
+
+    def preprocess(
+        self, images, input_data_format: str | None = None, return_tensors: str | None = "pt"
+    ) -> BatchFeature:
+        """Preprocess one image or a batch.
+
+        Args:
+            images: a PIL image, a numpy array (H, W), (H, W, C) or (C, H, W), a torch tensor
+                (C, H, W), (H, W, C) or (H, W), a 4D array / tensor (batch first), or a list of
+                those. uint8 is divided by 255; float must already be in [0, 1]. Grayscale is
+                repeated to RGB and RGBA drops its alpha channel (like PIL's `convert("RGB")`).
+            input_data_format: "channels_first" or "channels_last" for 3D arrays / tensors; by
+                default numpy arrays are read as (H, W, C) and tensors as (C, H, W) when the shape
+                allows it.
+            return_tensors: "pt" (default; None means the same) or "np".
+
+        Returns:
+            `BatchFeature` with `pixel_values` (batch, 3, size["height"], size["width"]) float32 and
+            `original_sizes` (batch, 2) int64 as (height, width).
+        """
+        unit_images = [image_to_float_rgb(image, input_data_format) for image in _as_image_list(images)]
+        original_sizes = torch.tensor([list(image.shape[-2:]) for image in unit_images], dtype=torch.int64)
+        pixel_values = torch.stack([self._resize_and_normalize(image) for image in unit_images])
+        data = {"pixel_values": pixel_values, "original_sizes": original_sizes}
+        return BatchFeature(data=convert_tensors(data, return_tensors))
+
+    def _resize_and_normalize(self, unit_image: torch.Tensor) -> torch.Tensor:
+        """(3, H, W) float32 in [0, 1] -> (3, size) normalised."""
+        pixels = resize_like_original(unit_image, (self.size["height"], self.size["width"]))
+        mean = torch.tensor(self.image_mean, dtype=torch.float32).view(3, 1, 1)
+        std = torch.tensor(self.image_std, dtype=torch.float32).view(3, 1, 1)
+        # subtract then divide, in float32, as torchvision's Normalize does (not a fused multiply)
+        return (pixels - mean) / std
+
+    def post_process_masks(
+        self,
+        masks,
+        original_sizes,
+        mask_threshold: float = 0.0,
+        binarize: bool = True,
+        max_hole_area: float = 0.0,
+        max_sprinkle_area: float = 0.0,
+    ) -> list[torch.Tensor]:
+        """Upsample low-resolution mask logits to each image's size, as the original does.
+
+        `F.interpolate(logits, (height, width), mode="bilinear", align_corners=False)` straight from
+        the 256x256 logits (SAM2Transforms.postprocess_masks); the logits are not clamped first.
+
+        Args:
+            masks: per image, logits of shape (..., 256, 256), e.g. (num_objects, num_masks, 256, 256):
+                a tensor / array whose first dimension is the image, or a list of them.
+            original_sizes: (batch, 2) as (height, width), e.g. the processor's `original_sizes`.
+            mask_threshold: logits above it are foreground when `binarize`.
+            binarize: return bool masks; otherwise float32 logits at image resolution.
+            max_hole_area, max_sprinkle_area: hole filling / sprinkle removal of the original;
+                not implemented, only 0 (off) is accepted.
+
+        Returns:
+            list with one tensor per image, (..., height, width), bool or float32.
+        """
+        if max_hole_area > 0 or max_sprinkle_area > 0:
+            raise NotImplementedError(
+                "max_hole_area / max_sprinkle_area > 0 (connected-component hole filling) is not implemented; "
+                "pass 0 to turn it off (the reference fixtures are made without it)"
+            )
+        sizes = as_size_list(original_sizes, "original_sizes")
+        if len(masks) != len(sizes):
+            raise ValueError(f"masks holds {len(masks)} images but original_sizes holds {len(sizes)}")
+        return [
+            _upsample_logits(_as_float_tensor(image_masks, f"masks[{index}]"), size, mask_threshold, binarize)
+            for index, (image_masks, size) in enumerate(zip(masks, sizes))
+        ]
+
+    @staticmethod
+    def clamp_mask_logits(low_res_logits: torch.Tensor, limit: float = MASK_LOGITS_CLAMP) -> torch.Tensor:
+        """Clamp low-resolution logits to +-32 like the third output of `SAM2ImagePredictor.predict`.
+
+        Use it on logits you return to users or feed back as `input_masks`; the image-resolution
+        masks of the original are upsampled from the unclamped logits (see `post_process_masks`).
+        """
+        return torch.clamp(low_res_logits, -limit, limit)
+
+
+def _check_fixed_pipeline_options(config: dict) -> None:
+    for key, expected in _FIXED_PIPELINE_OPTIONS.items():
+        value = config.get(key, expected)
+        matches = math.isclose(value, expected) if isinstance(expected, float) else value == expected
+        if not matches:
+            raise ValueError(
+                f"{key}={value!r} is not supported: EdgeTAM's original preprocessing always uses {key}={expected!r}"
+            )
+
+
+def _size_dict(size, name: str) -> dict[str, int]:
+    if not isinstance(size, dict) or set(size) != {"height", "width"} or min(size.values()) <= 0:
+        raise ValueError(f'{name} must be {{"height": int, "width": int}} with positive values; got {size!r}')
+    return {"height": int(size["height"]), "width": int(size["width"])}
+
+
+def _as_image_list(images) -> list:
+    """One image, a 4D batch or a list of images -> list of single images."""
+    if isinstance(images, (list, tuple)):
+        if len(images) == 0:
+            raise ValueError("images is an empty list; expected at least one image")
+        return list(images)
+    if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4:
+        return list(images)
+    return [images]
+
+
+def image_to_float_rgb(image, input_data_format: str | None = None) -> torch.Tensor:
+    """PIL / numpy / torch image -> (3, H, W) float32 RGB in [0, 1], bit-exact to ToTensor."""
+    if isinstance(image, Image.Image):
+        # convert("RGB") replicates L, drops alpha of RGBA/LA and resolves palettes
+        image = np.array(image if image.mode == "RGB" else image.convert("RGB"))
+        input_data_format = "channels_last"
+    if isinstance(image, np.ndarray):
+        # a writable C-ordered copy: torch refuses to share read-only memory without a warning
+        tensor = torch.from_numpy(np.array(image, order="C"))
+    elif isinstance(image, torch.Tensor):
+        tensor = image.detach().cpu()
+    else:
+        raise ValueError(
+            f"images must be PIL images, numpy arrays or torch tensors (or a list of them); got {type(image).__name__}"
+        )
+    chw = _to_channels_first(tensor, input_data_format, prefer_last=isinstance(image, np.ndarray))
+    return _to_rgb(_to_unit_float(chw))
+
+
+def _to_channels_first(tensor: torch.Tensor, data_format: str | None, prefer_last: bool) -> torch.Tensor:
+    """Find the channel axis: as `data_format` says, else where 1, 3 or 4 channels fit (numpy
+    arrays are tried channels-last first, tensors channels-first first)."""
+    if tensor.ndim == 2:
+        return tensor[None]
+    if tensor.ndim != 3:
+        raise ValueError(
+            "images: each image must have 2 (H, W) or 3 (H, W, C or C, H, W) dimensions; "
+            f"got shape {tuple(tensor.shape)}"
+        )
+    if data_format not in (None, "channels_first", "channels_last"):
+        raise ValueError(f'input_data_format must be "channels_first" or "channels_last"; got {data_format!r}')
+    first_ok = tensor.shape[0] in _SUPPORTED_CHANNELS and data_format != "channels_last"
+    last_ok = tensor.shape[-1] in _SUPPORTED_CHANNELS and data_format != "channels_first"
+    if not (first_ok or last_ok):
+        raise ValueError(
+            "images: expected 1 (grayscale), 3 (RGB) or 4 (RGBA) channels "
+            f"({data_format or 'first or last'}); got shape {tuple(tensor.shape)}"
+        )
+    channels_last = last_ok and (prefer_last or not first_ok)
+    # .contiguous() as ToTensor does: the resize below runs on a plain NCHW layout
+    return tensor.permute(2, 0, 1).contiguous() if channels_last else tensor.contiguous()
+
+
+def _to_unit_float(chw: torch.Tensor) -> torch.Tensor:
+    if chw.shape[1] == 0 or chw.shape[2] == 0:
+        raise ValueError(f"images: an image has zero height or width (shape {tuple(chw.shape)})")
+    if chw.dtype == torch.uint8:
+        return chw.to(torch.float32).div(255)
+    if not chw.dtype.is_floating_point:
+        raise ValueError(f"images must be uint8 in [0, 255] or float in [0, 1]; got dtype {chw.dtype}")
+    chw = chw.to(torch.float32)
+    if not bool(torch.isfinite(chw).all()) or chw.min() < 0 or chw.max() > 1:
+        raise ValueError(
+            "images: float images must hold finite values in [0, 1] "
+            f"(got min {chw.min().item():.4g}, max {chw.max().item():.4g}); pass uint8 for values in [0, 255]"
+        )
+    return chw
+
+
+def _to_rgb(chw: torch.Tensor) -> torch.Tensor:
+    channels = chw.shape[0]
+    if channels == 1:
+        return chw.expand(3, -1, -1).contiguous()
+    if channels == 4:
+        return chw[:3].contiguous()
+    return chw
+
+
+def resize_like_original(pixels: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
+    """(3, H, W) float -> (3, *size_hw) as torchvision's tensor Resize (antialiased bilinear)."""
+    if tuple(pixels.shape[-2:]) == tuple(size_hw):
+        return pixels  # torchvision's resize returns the input unchanged at the target size
+    resized = F.interpolate(pixels[None], size=list(size_hw), mode="bilinear", align_corners=False, antialias=True)
+    return resized[0]
+
+
+def _upsample_logits(logits: torch.Tensor, size_hw: tuple[int, int], threshold: float, binarize: bool):
+    if logits.ndim < 2:
+        raise ValueError(f"masks: expected logits of shape (..., height, width); got {tuple(logits.shape)}")
+    leading_shape = logits.shape[:-2]
+    # F.interpolate wants (N, C, h, w); each plane is interpolated on its own, so the grouping of
+    # the leading dimensions does not change any value.
+    planes = logits.reshape(1, -1, *logits.shape[-2:]) if logits.ndim != 4 else logits
+    upsampled = F.interpolate(planes, size=list(size_hw), mode="bilinear", align_corners=False)
+    upsampled = upsampled.reshape(*leading_shape, *size_hw)
+    return upsampled > threshold if binarize else upsampled
+
+
+def _as_float_tensor(value, name: str) -> torch.Tensor:
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(value)
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"{name} must be a torch tensor or numpy array; got {type(value).__name__}")
+    return value.float()
+
+
+def as_size_list(original_sizes, name: str) -> list[tuple[int, int]]:
+    """(batch, 2) sizes as tensor / array / nested list -> [(height, width), ...], validated."""
+    if isinstance(original_sizes, (torch.Tensor, np.ndarray)):
+        original_sizes = original_sizes.tolist()
+    sizes = []
+    for index, size in enumerate(original_sizes):
+        if not isinstance(size, (list, tuple)) or len(size) != 2:
+            raise ValueError(f"{name}[{index}] must be (height, width); got {size!r}")
+        height, width = size
+        if int(height) != height or int(width) != width or height <= 0 or width <= 0:
+            raise ValueError(f"{name}[{index}] must hold two positive integers (height, width); got {size!r}")
+        sizes.append((int(height), int(width)))
+    return sizes
+
+
+def convert_tensors(data: dict, return_tensors: str | None) -> dict:
+    """Keep torch tensors ("pt" / None) or turn them into numpy arrays ("np")."""
+    if return_tensors in (None, "pt"):
+        return data
+    if return_tensors == "np":
+        return {key: value.numpy() for key, value in data.items()}
+    raise ValueError(f'return_tensors must be "pt", "np" or None; got {return_tensors!r}')

@@ -1,0 +1,216 @@
+"""Memory attention: conditions the current frame's features on the memories of earlier frames."""
+
+import torch
+from torch import nn
+from transformers.activations import ACT2FN
+
+from .configuration import EdgeTamVideoConfig
+from .layers import attend
+from .position_encoding import AxialRotaryEncoding, apply_axial_rotary
+
+
+def rotate_memory_keys(
+    keys: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    num_spatial_memories: int,
+    num_object_pointer_tokens: int,
+) -> torch.Tensor:
+    """Applies the key rotary encoding to the memory tokens that have a place on the key grid.
+
+    keys: (batch, heads, num_memory_tokens, head_dim), laid out as `num_spatial_memories` frames
+    of equal length followed by `num_object_pointer_tokens` object-pointer tokens. In each frame
+    the last `len(cos)` tokens (the 2D perceiver latents, a 16x16 grid) are rotated by the
+    (len(cos), head_dim // 2) tables; the tokens before them (the global latents) and the object
+    pointers are left as they are (original: `apply_rotary_enc_v2` with `rope_k_repeat`).
+    """
+    num_frame_tokens = keys.shape[-2] - num_object_pointer_tokens
+    if num_frame_tokens == 0:
+        return keys
+    if num_spatial_memories <= 0 or num_frame_tokens % num_spatial_memories:
+        raise ValueError(
+            f"{num_frame_tokens} memory tokens do not split into {num_spatial_memories} frames of equal length"
+        )
+    frames, object_pointers = keys.split((num_frame_tokens, num_object_pointer_tokens), dim=-2)
+    # (batch, heads, frames, tokens per frame, head_dim): the same tables serve every frame.
+    frames = frames.unflatten(-2, (num_spatial_memories, -1))
+    num_unrotated = frames.shape[-2] - cos.shape[0]
+    if num_unrotated < 0:
+        raise ValueError(f"a memory frame has {frames.shape[-2]} tokens, fewer than the {cos.shape[0]} key positions")
+    if num_unrotated == 0:
+        frames = apply_axial_rotary(frames, cos, sin)
+    else:
+        unrotated, rotated = frames.split((num_unrotated, cos.shape[0]), dim=-2)
+        frames = torch.cat((unrotated, apply_axial_rotary(rotated, cos, sin)), dim=-2)
+    frames = frames.flatten(2, 3)
+    if num_object_pointer_tokens == 0:
+        return frames
+    return torch.cat((frames, object_pointers), dim=-2)
+
+
+class RotaryAttention(nn.Module):
+    """Attention with 2D rotary position encoding on queries and keys (original:
+    `sam2.modeling.sam.transformer.RoPEAttention` for the self-attention and `RoPEAttentionv2` for
+    the cross-attention to memories; `key_value_dim` is the latter's `kv_in_dim`)."""
+
+    def __init__(self, config: EdgeTamVideoConfig, key_value_dim: int):
+        super().__init__()
+        hidden_size = config.memory_attention_hidden_size
+        internal_size = hidden_size // config.memory_attention_downsample_rate
+        self.num_heads = config.memory_attention_num_attention_heads
+        self.q_proj = nn.Linear(hidden_size, internal_size)
+        self.k_proj = nn.Linear(key_value_dim, internal_size)
+        self.v_proj = nn.Linear(key_value_dim, internal_size)
+        self.o_proj = nn.Linear(internal_size, hidden_size)
+        self.dropout = config.memory_attention_rope_dropout
+        self.attn_implementation = config._attn_implementation or "sdpa"
+
+    def forward(
+        self,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        query_rotation: tuple[torch.Tensor, torch.Tensor],
+        key_rotation: tuple[torch.Tensor, torch.Tensor],
+        num_spatial_memories: int = 1,
+        num_object_pointer_tokens: int = 0,
+    ) -> torch.Tensor:
+        """queries (batch, num_queries, hidden); keys / values (batch, num_keys, key_value_dim);
+        rotations are (cos, sin) tables; see `rotate_memory_keys` for the key layout.
+        Self-attention is the case of one "memory" whose every token is rotated."""
+        query = self._split_heads(self.q_proj(queries))
+        key = self._split_heads(self.k_proj(keys))
+        value = self._split_heads(self.v_proj(values))
+        query = apply_axial_rotary(query, *query_rotation)
+        key = rotate_memory_keys(key, *key_rotation, num_spatial_memories, num_object_pointer_tokens)
+        dropout = self.dropout if self.training else 0.0
+        attended = attend(query, key, value, self.attn_implementation, dropout)
+        return self.o_proj(attended.transpose(1, 2).flatten(2))
+
+    def _split_heads(self, tokens: torch.Tensor) -> torch.Tensor:
+        # (batch, tokens, heads * head_dim) -> (batch, heads, tokens, head_dim)
+        return tokens.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
+
+
+class MemoryAttentionFeedForward(nn.Module):
+    """The layer's MLP with dropout after the activation (original: `linear1` / `linear2` of
+    `MemoryAttentionLayer`)."""
+
+    def __init__(self, config: EdgeTamVideoConfig):
+        super().__init__()
+        self.up_proj = nn.Linear(config.memory_attention_hidden_size, config.memory_attention_mlp_hidden_size)
+        self.activation = ACT2FN[config.memory_attention_mlp_hidden_act]
+        self.dropout = nn.Dropout(config.memory_attention_dropout)
+        self.down_proj = nn.Linear(config.memory_attention_mlp_hidden_size, config.memory_attention_hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(self.dropout(self.activation(self.up_proj(hidden_states))))
+
+
+class MemoryAttentionLayer(nn.Module):
+    """Pre-norm RoPE self-attention, RoPE cross-attention to the memories, MLP (original:
+    `sam2.modeling.memory_attention.MemoryAttentionLayer` as configured for EdgeTAM: no position
+    added to queries, the memory position added to the cross-attention keys)."""
+
+    def __init__(self, config: EdgeTamVideoConfig):
+        super().__init__()
+        hidden_size = config.memory_attention_hidden_size
+        self.layer_norm1 = nn.LayerNorm(hidden_size)
+        self.self_attn = RotaryAttention(config, key_value_dim=hidden_size)
+        self.dropout1 = nn.Dropout(config.memory_attention_dropout)
+        self.layer_norm2 = nn.LayerNorm(hidden_size)
+        self.cross_attn_image = RotaryAttention(config, key_value_dim=config.memory_encoder_output_channels)
+        self.dropout2 = nn.Dropout(config.memory_attention_dropout)
+        self.layer_norm3 = nn.LayerNorm(hidden_size)
+        self.mlp = MemoryAttentionFeedForward(config)
+        self.dropout3 = nn.Dropout(config.memory_attention_dropout)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        memory: torch.Tensor,
+        memory_position: torch.Tensor,
+        frame_rotation: tuple[torch.Tensor, torch.Tensor],
+        memory_rotation: tuple[torch.Tensor, torch.Tensor],
+        num_spatial_memories: int,
+        num_object_pointer_tokens: int,
+    ) -> torch.Tensor:
+        """hidden_states (batch, num_frame_tokens, hidden); memory / memory_position
+        (batch, num_memory_tokens, memory_dim)."""
+        normed = self.layer_norm1(hidden_states)
+        attended = self.self_attn(normed, normed, normed, frame_rotation, frame_rotation)
+        hidden_states = hidden_states + self.dropout1(attended)
+        attended = self.cross_attn_image(
+            self.layer_norm2(hidden_states),
+            memory + memory_position,
+            memory,
+            frame_rotation,
+            memory_rotation,
+            num_spatial_memories,
+            num_object_pointer_tokens,
+        )
+        hidden_states = hidden_states + self.dropout2(attended)
+        return hidden_states + self.dropout3(self.mlp(self.layer_norm3(hidden_states)))
+
+
+class EdgeTamMemoryAttention(nn.Module):
+    """Conditions the current frame's image embedding on the memory bank (original:
+    `sam2.modeling.memory_attention.MemoryAttention` with `pos_enc_at_input=True`).
+
+    The frame tokens are rotary-encoded on the frame's own grid (64x64 for a 1024 input), the
+    2D-latent memory tokens on the `memory_attention_rope_k_sizes` grid (16x16).
+    """
+
+    def __init__(self, config: EdgeTamVideoConfig):
+        super().__init__()
+        self.layers = nn.ModuleList(MemoryAttentionLayer(config) for _ in range(config.memory_attention_num_layers))
+        self.layer_norm = nn.LayerNorm(config.memory_attention_hidden_size)
+        head_dim = (
+            config.memory_attention_hidden_size
+            // config.memory_attention_downsample_rate
+            // config.memory_attention_num_attention_heads
+        )
+        self.rotary_encoding = AxialRotaryEncoding(head_dim, config.memory_attention_rope_theta)
+        # Stored as (width, height), as in the original's `k_sizes`.
+        self.memory_grid_width, self.memory_grid_height = config.memory_attention_rope_k_sizes
+
+    def forward(
+        self,
+        current_features: torch.Tensor,
+        current_position: torch.Tensor,
+        memory: torch.Tensor,
+        memory_position: torch.Tensor,
+        num_spatial_memories: int,
+        num_object_pointer_tokens: int = 0,
+    ) -> torch.Tensor:
+        """
+        Args:
+            current_features: (batch, hidden, height, width) lowest-resolution image features of
+                the current frame, one object per batch entry.
+            current_position: (batch, hidden, height, width) their sine position encoding.
+            memory: (batch, num_memory_tokens, memory_dim) the memory tokens of
+                `num_spatial_memories` frames (perceiver outputs, each 512 tokens), then
+                `num_object_pointer_tokens` object-pointer tokens.
+            memory_position: (batch, num_memory_tokens, memory_dim) their position encodings,
+                temporal encodings included.
+
+        Returns:
+            (batch, hidden, height, width): the memory-conditioned features.
+        """
+        batch_size, hidden_size, height, width = current_features.shape
+        hidden_states = current_features + 0.1 * current_position
+        hidden_states = hidden_states.flatten(2).transpose(1, 2)  # (batch, height * width, hidden)
+        frame_rotation = self.rotary_encoding(height, width, current_features.device)
+        memory_rotation = self.rotary_encoding(self.memory_grid_height, self.memory_grid_width, memory.device)
+        for layer in self.layers:
+            hidden_states = layer(
+                hidden_states,
+                memory,
+                memory_position,
+                frame_rotation,
+                memory_rotation,
+                num_spatial_memories,
+                num_object_pointer_tokens,
+            )
+        hidden_states = self.layer_norm(hidden_states)
+        return hidden_states.transpose(1, 2).reshape(batch_size, hidden_size, height, width)

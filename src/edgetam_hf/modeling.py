@@ -1,0 +1,213 @@
+"""The PreTrainedModel classes: the shared base and the image model `EdgeTamModel`."""
+
+import logging
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+
+from .configuration import EdgeTamConfig
+from .mask_decoder import EdgeTamMaskDecoder
+from .outputs import EdgeTamImageSegmentationOutput
+from .position_encoding import RandomFourierPositionEncoding
+from .prompt_encoder import EdgeTamPromptEncoder
+from .vision_encoder import EdgeTamVisionEncoder
+
+logger = logging.getLogger(__name__)
+
+class EdgeTamPreTrainedModel(PreTrainedModel):
+    config_class = EdgeTamConfig
+    base_model_prefix = "edgetam"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    _supports_sdpa = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module):
+        super()._init_weights(module)
+        if isinstance(module, RandomFourierPositionEncoding):
+            init.normal_(module.positional_embedding, std=module.scale)
+        elif isinstance(module, EdgeTamModel):
+            init.trunc_normal_(module.no_memory_embedding, std=0.02)
+
+
+class EdgeTamModel(EdgeTamPreTrainedModel):
+    """Segments objects in images from clicks, boxes and mask prompts.
+
+    Ports the image path of the original `SAM2Base` as `SAM2ImagePredictor` drives it: the
+    RepViT-M1 + FPN image encoder, the prompt encoder and the mask decoder. Its call signature is
+    transformers' `Sam2Model`'s; its state-dict names are transformers' `EdgeTamModel`'s.
+    """
+
+    # A video checkpoint serves the image model too: its memory parts are not needed here.
+    _keys_to_ignore_on_load_unexpected = [
+        r"^memory_attention\.",
+        r"^memory_encoder\.",
+        r"^spatial_perceiver\.",
+        r"^mask_downsample\.",
+        r"^object_pointer_proj\.",
+        r"^temporal_positional_encoding_projection_layer\.",
+        r"^memory_temporal_positional_encoding$",
+        r"^no_memory_positional_encoding$",
+        r"^no_object_pointer$",
+        r"^occlusion_spatial_embedding_parameter$",
+    ]
+
+    def __init__(self, config: EdgeTamConfig):
+        super().__init__(config)
+        self.vision_encoder = EdgeTamVisionEncoder(config.vision_config)
+        self.prompt_encoder = EdgeTamPromptEncoder(config.prompt_encoder_config)
+        self.mask_decoder = EdgeTamMaskDecoder(config.mask_decoder_config)
+        # transformers' checkpoints store the prompt encoder's frequency matrix twice, here and in
+        # the prompt encoder: one module registered under both names keeps them one tensor.
+        self.shared_image_embedding = self.prompt_encoder.shared_embedding
+        # Added to the lowest-resolution features of a frame that has no memory (every image).
+        self.no_memory_embedding = nn.Parameter(torch.zeros(1, 1, config.vision_config.fpn_hidden_size))
+        self.post_init()
+
+    def set_attn_implementation(self, attn_implementation):
+        super().set_attn_implementation(attn_implementation)
+        self._propagate_attn_implementation()
+
+    def _propagate_attn_implementation(self):
+        implementation = self.config._attn_implementation or "sdpa"
+        for module in self.modules():
+            if hasattr(module, "attn_implementation"):
+                module.attn_implementation = implementation
+
+    def post_init(self):
+        super().post_init()
+        self._propagate_attn_implementation()
+
+    @torch.no_grad()
+    def get_image_embeddings(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+        """Encodes images once for any number of prompts.
+
+        Returns `[(batch, 32, 256, 256), (batch, 64, 128, 128), (batch, 256, 64, 64)]`: the two
+        high-resolution levels projected for the mask decoder, and the image embedding with the
+        no-memory embedding added, as the original image predictor's `set_image` stores them.
+        """
+        _check_pixel_values(pixel_values, self.config.prompt_encoder_config.image_size)
+        fpn_hidden_states, _ = self.vision_encoder(pixel_values)
+        high_resolution_features = self.mask_decoder.project_high_resolution_features(fpn_hidden_states[:2])
+        image_embedding = fpn_hidden_states[-1] + self.no_memory_embedding.view(1, -1, 1, 1)
+        return [*high_resolution_features, image_embedding]
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        input_points: torch.Tensor | None = None,
+        input_labels: torch.Tensor | None = None,
+        input_boxes: torch.Tensor | None = None,
+        input_masks: torch.Tensor | None = None,
+        image_embeddings: list[torch.Tensor] | None = None,
+        multimask_output: bool = True,
+        **kwargs,
+    ) -> EdgeTamImageSegmentationOutput:
+        """Predicts masks for every object of every image.
+
+        Args:
+            pixel_values: `(batch, 3, 1024, 1024)` from `EdgeTamProcessor`; or give `image_embeddings`.
+            input_points: `(batch, num_objects, num_points, 2)` (x, y) in the 1024x1024 input frame.
+            input_labels: `(batch, num_objects, num_points)`: 1 foreground, 0 background, -1 padding.
+                Defaults to all 1 when points are given.
+            input_boxes: `(batch, num_objects, 4)` as (x0, y0, x1, y1) in the 1024x1024 input frame.
+            input_masks: `(batch, num_objects, 256, 256)` low-resolution mask logits (e.g. an earlier
+                `pred_masks` entry) as a dense prompt.
+            image_embeddings: the list returned by `get_image_embeddings`.
+            multimask_output: three masks per object (True) or the single best one (False; with
+                the original's fallback to the most stable of the three when it is unstable).
+        """
+        kwargs.pop("original_sizes", None)
+        if kwargs:
+            raise TypeError(f"EdgeTamModel.forward got unexpected arguments: {sorted(kwargs)}")
+        if (pixel_values is None) == (image_embeddings is None):
+            raise ValueError("pass exactly one of pixel_values or image_embeddings")
+        if image_embeddings is None:
+            image_embeddings = self.get_image_embeddings(pixel_values)
+        batch_size = image_embeddings[-1].shape[0]
+        points, labels, num_objects = _checked_prompts(input_points, input_labels, input_boxes, input_masks, batch_size)
+        dense_mask_prompt = _mask_prompt(input_masks, batch_size, num_objects, self.prompt_encoder.mask_input_size)
+
+        sparse_embeddings, dense_embeddings = self.prompt_encoder(
+            input_points=points, input_labels=labels, input_boxes=input_boxes, input_masks=dense_mask_prompt
+        )
+        decoder_output = self.mask_decoder(
+            image_embeddings=image_embeddings[-1],
+            image_positional_embeddings=self.prompt_encoder.get_image_positional_embeddings(),
+            sparse_prompt_embeddings=sparse_embeddings,
+            dense_prompt_embeddings=dense_embeddings,
+            multimask_output=multimask_output,
+            high_resolution_features=image_embeddings[:-1],
+        )
+        return EdgeTamImageSegmentationOutput(
+            pred_masks=decoder_output.mask_logits,
+            iou_scores=decoder_output.iou_scores,
+            object_score_logits=decoder_output.object_score_logits,
+            image_embeddings=image_embeddings,
+        )
+
+
+def _check_pixel_values(pixel_values: torch.Tensor, image_size: int) -> None:
+    expected = f"(batch, 3, {image_size}, {image_size}) as EdgeTamProcessor returns"
+    if not isinstance(pixel_values, torch.Tensor):
+        raise ValueError(f"pixel_values must be a torch.Tensor of shape {expected}, got {type(pixel_values).__name__}")
+    if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != (3, image_size, image_size):
+        raise ValueError(f"pixel_values must have shape {expected}, got {tuple(pixel_values.shape)}")
+
+
+def _checked_prompts(input_points, input_labels, input_boxes, input_masks, batch_size):
+    """Validates the prompt tensors; returns `(points, labels, num_objects)`.
+
+    Labels default to 1 (foreground) when points come without them. A mask prompt alone becomes
+    zero-length points, so that the prompt encoder gives no sparse token, as the original does.
+    """
+    if input_boxes is not None:
+        _check_shape("input_boxes", input_boxes, (batch_size, None, 4), "(batch, num_objects, 4)")
+        if bool((input_boxes[..., 2] < input_boxes[..., 0]).any() or (input_boxes[..., 3] < input_boxes[..., 1]).any()):
+            raise ValueError("input_boxes must be (x0, y0, x1, y1) with x1 >= x0 and y1 >= y0")
+    if input_points is None:
+        if input_labels is not None:
+            raise ValueError("input_labels were given without input_points")
+        if input_boxes is not None:
+            return None, None, input_boxes.shape[1]
+        if input_masks is None:
+            raise ValueError("give at least one prompt: input_points, input_boxes or input_masks")
+        _check_shape("input_masks", input_masks, (batch_size, None, None, None), "(batch, num_objects, 256, 256)")
+        num_objects = input_masks.shape[1]
+        points = input_masks.new_zeros(batch_size, num_objects, 0, 2)
+        labels = torch.zeros(batch_size, num_objects, 0, dtype=torch.long, device=input_masks.device)
+        return points, labels, num_objects
+
+    _check_shape("input_points", input_points, (batch_size, None, None, 2), "(batch, num_objects, num_points, 2)")
+    if input_labels is None:
+        input_labels = torch.ones(input_points.shape[:3], dtype=torch.long, device=input_points.device)
+    _check_shape("input_labels", input_labels, tuple(input_points.shape[:3]), "(batch, num_objects, num_points) like input_points")
+    if input_boxes is not None and input_boxes.shape[1] != input_points.shape[1]:
+        raise ValueError(
+            f"input_boxes and input_points must describe the same number of objects, got "
+            f"{input_boxes.shape[1]} boxes and {input_points.shape[1]} point groups per image"
+        )
+    return input_points, input_labels, input_points.shape[1]
+
+
+def _mask_prompt(input_masks, batch_size, num_objects, mask_input_size):
+    """`input_masks` (batch, num_objects, 256, 256) -> the prompt encoder's (batch * num_objects, 1, 256, 256)."""
+    if input_masks is None:
+        return None
+    expected_shape = (batch_size, num_objects, *mask_input_size)
+    description = f"(batch, num_objects, {mask_input_size[0]}, {mask_input_size[1]})"
+    _check_shape("input_masks", input_masks, expected_shape, description)
+    return input_masks.reshape(batch_size * num_objects, 1, *mask_input_size).to(torch.float32)
+
+
+def _check_shape(name: str, tensor, expected: tuple, description: str) -> None:
+    """Raises a ValueError naming `name` unless `tensor` has `expected` shape (None: any size)."""
+    if not isinstance(tensor, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape {description}, got {type(tensor).__name__}")
+    matches = tensor.ndim == len(expected) and all(
+        want is None or have == want for have, want in zip(tensor.shape, expected)
+    )
+    if not matches:
+        raise ValueError(f"{name} must have shape {description}, got {tuple(tensor.shape)}")

@@ -1,0 +1,31 @@
+"""The documented outputs of the public calls."""
+
+from dataclasses import dataclass
+
+import torch
+from transformers.utils import ModelOutput
+
+
+@dataclass
+class EdgeTamImageSegmentationOutput(ModelOutput):
+    """Output of `EdgeTamModel.forward`.
+
+    Args:
+        pred_masks (`torch.FloatTensor` of shape `(batch, num_objects, num_masks, 256, 256)`):
+            Low-resolution mask logits, unclamped (the original's `low_res_masks` before the image
+            predictor clamps them to +-32). `num_masks` is 3 with `multimask_output=True`, else 1.
+            Upsample with `EdgeTamProcessor.post_process_masks`.
+        iou_scores (`torch.FloatTensor` of shape `(batch, num_objects, num_masks)`):
+            Predicted IoU of each mask.
+        object_score_logits (`torch.FloatTensor` of shape `(batch, num_objects, 1)`):
+            Logit that the object is present in the image (> 0: present).
+        image_embeddings (`list[torch.FloatTensor]`):
+            The image features the masks were decoded from, reusable with another prompt:
+            `(batch, 32, 256, 256)`, `(batch, 64, 128, 128)` (the high-resolution features after the
+            mask decoder's projections) and `(batch, 256, 64, 64)` (the image embedding).
+    """
+
+    pred_masks: torch.FloatTensor | None = None
+    iou_scores: torch.FloatTensor | None = None
+    object_score_logits: torch.FloatTensor | None = None
+    image_embeddings: list[torch.FloatTensor] | None = None

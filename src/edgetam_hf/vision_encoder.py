@@ -1,0 +1,371 @@
+"""The image encoder: a RepViT-M1 trunk and an FPN neck with sine position encodings.
+
+Ports `sam2.modeling.backbones.image_encoder.ImageEncoder(TimmBackbone, FpnNeck)` as configured in
+EdgeTAM's configs/edgetam.yaml. The trunk is written here rather than built by timm, but every
+module keeps the name timm's `repvit_m1` (with `features_only=True`) gives it, so a timm state
+dict, transformers' `EdgeTamVisionModel` checkpoint and the original checkpoint all load one to one.
+
+State-dict layout (transformers' `EdgeTamVisionModel`):
+    backbone.timm_model.stem.*, backbone.timm_model.stages_{0..3}.*   RepViT-M1, timm names
+    neck.convs.{0..3}.weight / bias                                   lateral 1x1 convs, low to high resolution
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.activations import ACT2FN
+
+from .configuration import EdgeTamVisionConfig
+from .position_encoding import SinePositionEncoding
+
+
+# ----------------------------------------------------------------------------- RepViT blocks
+
+
+class RepVitConvNorm(nn.Module):
+    """Bias-free convolution followed by BatchNorm (timm: `repvit.ConvNorm`); `fuse()` folds the two.
+
+    Padding is `(kernel_size - 1) // 2`, which is what timm passes for every RepViT conv.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 1,
+        stride: int = 1,
+        groups: int = 1,
+        bn_weight_init: float = 1.0,
+    ):
+        super().__init__()
+        padding = (kernel_size - 1) // 2
+        self.c = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+        nn.init.constant_(self.bn.weight, bn_weight_init)
+        nn.init.zeros_(self.bn.bias)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.c(hidden_states))
+
+    @torch.no_grad()
+    def fuse(self) -> nn.Conv2d:
+        """One conv with a bias that computes what this module computes in eval mode."""
+        conv, bn = self.c, self.bn
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (out_channels,)
+        fused = nn.Conv2d(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            conv.padding,
+            dilation=conv.dilation,
+            groups=conv.groups,
+            bias=True,
+            device=conv.weight.device,
+            dtype=conv.weight.dtype,
+        )
+        fused.weight.copy_(conv.weight * scale[:, None, None, None])
+        # Same rounding as timm's fold, so fused weights equal those of timm's `RepVit.fuse()`.
+        fused.bias.copy_(bn.bias - bn.running_mean * bn.weight / torch.sqrt(bn.running_var + bn.eps))
+        return fused
+
+
+class RepVitTokenMixer(nn.Module):
+    """Depthwise k x k conv + depthwise 1x1 conv + identity, summed (timm: `repvit.RepVggDw`, the
+    `legacy=True` layout of RepViT-M1, where both branches carry their own BatchNorm).
+
+    The three branches are linear in the input, so `fuse()` merges them into one depthwise conv.
+    """
+
+    def __init__(self, channels: int, kernel_size: int):
+        super().__init__()
+        self.conv = RepVitConvNorm(channels, channels, kernel_size, groups=channels)
+        self.conv1 = RepVitConvNorm(channels, channels, 1, groups=channels)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.conv(hidden_states) + self.conv1(hidden_states) + hidden_states
+
+    @torch.no_grad()
+    def fuse(self) -> nn.Conv2d:
+        """One depthwise k x k conv equal to the sum of the three branches."""
+        fused = self.conv.fuse()
+        pointwise = self.conv1.fuse()
+        # A 1x1 kernel zero-padded to k x k (and a centred 1 for the identity) acts the same under
+        # the k x k conv's padding of (k - 1) // 2.
+        border = fused.kernel_size[0] // 2
+        pointwise_as_kxk = F.pad(pointwise.weight, [border] * 4)  # (channels, 1, k, k)
+        identity_as_kxk = torch.zeros_like(fused.weight)
+        identity_as_kxk[:, :, border, border] = 1.0
+        fused.weight.copy_(fused.weight + pointwise_as_kxk + identity_as_kxk)
+        fused.bias.add_(pointwise.bias)
+        return fused
+
+
+def _squeeze_excite_channels(channels: int) -> int:
+    """RepViT's squeeze-excite keeps a quarter of the channels, rounded to the nearest multiple of
+    8 and at least 8 (timm's `make_divisible(channels * 0.25, 8, round_limit=0)`)."""
+    return max(8, int(channels * 0.25 + 4) // 8 * 8)
+
+
+class RepVitSqueezeExcite(nn.Module):
+    """Channel gating from globally pooled features (timm: `layers.SEModule` as RepViT builds it)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        reduced_channels = _squeeze_excite_channels(channels)
+        self.fc1 = nn.Conv2d(channels, reduced_channels, kernel_size=1)
+        self.fc2 = nn.Conv2d(reduced_channels, channels, kernel_size=1)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        pooled = hidden_states.mean((2, 3), keepdim=True)  # (batch, channels, 1, 1)
+        gate = torch.sigmoid(self.fc2(F.relu(self.fc1(pooled))))
+        return hidden_states * gate
+
+
+class RepVitMlp(nn.Module):
+    """1x1 expand, activation, 1x1 project (timm: `repvit.RepVitMlp`)."""
+
+    def __init__(self, channels: int, hidden_channels: int, hidden_act: str):
+        super().__init__()
+        self.conv1 = RepVitConvNorm(channels, hidden_channels)
+        self.act = ACT2FN[hidden_act]
+        # The projection's BatchNorm starts at zero so that a fresh block is the identity (as timm).
+        self.conv2 = RepVitConvNorm(hidden_channels, channels, bn_weight_init=0.0)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.act(self.conv1(hidden_states)))
+
+
+class RepVitBlock(nn.Module):
+    """Token mixer, optional squeeze-excite, then a residual channel MLP (timm: `repvit.RepViTBlock`)."""
+
+    def __init__(self, channels: int, mlp_ratio: float, kernel_size: int, use_se: bool, hidden_act: str):
+        super().__init__()
+        self.token_mixer = RepVitTokenMixer(channels, kernel_size)
+        self.se = RepVitSqueezeExcite(channels) if use_se else nn.Identity()
+        self.channel_mixer = RepVitMlp(channels, int(channels * mlp_ratio), hidden_act)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.se(self.token_mixer(hidden_states))
+        return hidden_states + self.channel_mixer(hidden_states)
+
+
+class RepVitStem(nn.Module):
+    """Two stride-2 3x3 conv-norms with an activation between them: a 4x downsampling (timm: `RepVitStem`)."""
+
+    def __init__(self, in_channels: int, out_channels: int, hidden_act: str):
+        super().__init__()
+        self.conv1 = RepVitConvNorm(in_channels, out_channels // 2, 3, stride=2)
+        self.act1 = ACT2FN[hidden_act]
+        self.conv2 = RepVitConvNorm(out_channels // 2, out_channels, 3, stride=2)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.act1(self.conv1(pixel_values)))
+
+
+class RepVitDownsample(nn.Module):
+    """A block without squeeze-excite, a stride-2 depthwise conv, a 1x1 conv to the new width and a
+    residual MLP (timm: `repvit.RepVitDownsample`)."""
+
+    def __init__(self, in_channels: int, out_channels: int, mlp_ratio: float, kernel_size: int, hidden_act: str):
+        super().__init__()
+        self.pre_block = RepVitBlock(in_channels, mlp_ratio, kernel_size, use_se=False, hidden_act=hidden_act)
+        self.spatial_downsample = RepVitConvNorm(in_channels, in_channels, kernel_size, stride=2, groups=in_channels)
+        self.channel_downsample = RepVitConvNorm(in_channels, out_channels)
+        self.ffn = RepVitMlp(out_channels, int(out_channels * mlp_ratio), hidden_act)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.channel_downsample(self.spatial_downsample(self.pre_block(hidden_states)))
+        return hidden_states + self.ffn(hidden_states)
+
+
+class RepVitStage(nn.Module):
+    """An optional downsampling, then `depth` blocks whose squeeze-excite is on for the first and
+    every other one after it (timm: `repvit.RepVitStage`)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        depth: int,
+        mlp_ratio: float,
+        kernel_size: int,
+        hidden_act: str,
+        downsample: bool,
+    ):
+        super().__init__()
+        if downsample:
+            self.downsample = RepVitDownsample(in_channels, out_channels, mlp_ratio, kernel_size, hidden_act)
+        else:
+            self.downsample = nn.Identity()
+        self.blocks = nn.Sequential(
+            *(
+                RepVitBlock(out_channels, mlp_ratio, kernel_size, use_se=index % 2 == 0, hidden_act=hidden_act)
+                for index in range(depth)
+            )
+        )
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.downsample(hidden_states))
+
+
+def _fuse_in_place(module: nn.Module) -> None:
+    """Replace every conv-norm and token mixer under `module` by its fused conv."""
+    for name, child in module.named_children():
+        if isinstance(child, (RepVitConvNorm, RepVitTokenMixer)):
+            setattr(module, name, child.fuse())
+        else:
+            _fuse_in_place(child)
+
+
+class RepVitTrunk(nn.Module):
+    """RepViT-M1 without its classifier, returning every stage's output (timm:
+    `create_model("repvit_m1", features_only=True)`, a `FeatureListNet` over `repvit.RepVit`).
+
+    The stages are attributes `stages_0` ... `stages_3` because that is how timm's feature
+    extractor flattens `stages.{i}`, and so how the checkpoints name them.
+    """
+
+    def __init__(self, config: EdgeTamVisionConfig):
+        super().__init__()
+        widths, depths = config.backbone_embed_dims, config.backbone_depths
+        self.stem = RepVitStem(config.num_channels, widths[0], config.hidden_act)
+        in_channels = widths[0]
+        for index, (out_channels, depth) in enumerate(zip(widths, depths)):
+            stage = RepVitStage(
+                in_channels,
+                out_channels,
+                depth,
+                config.backbone_mlp_ratio,
+                config.backbone_kernel_size,
+                config.hidden_act,
+                downsample=index > 0,
+            )
+            self.add_module(f"stages_{index}", stage)
+            in_channels = out_channels
+        self.num_stages = len(widths)
+
+    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(batch, 3, H, W) -> one (batch, width_i, H / 2**(i + 2), W / 2**(i + 2)) map per stage."""
+        hidden_states = self.stem(pixel_values)
+        stage_outputs = []
+        for index in range(self.num_stages):
+            hidden_states = getattr(self, f"stages_{index}")(hidden_states)
+            stage_outputs.append(hidden_states)
+        return tuple(stage_outputs)
+
+    @torch.no_grad()
+    def fuse(self) -> "RepVitTrunk":
+        """Fold every BatchNorm into its conv and merge each token mixer's branches into one
+        depthwise conv, in place (timm's `RepVit.fuse`). Uses the running statistics, so the result
+        equals eval mode; fuse in float32 and cast afterwards. The fused trunk no longer loads
+        checkpoints (its weight names change)."""
+        _fuse_in_place(self)
+        return self
+
+
+class EdgeTamVisionBackbone(nn.Module):
+    """Holds the trunk as `timm_model`, the one extra name level of transformers' `TimmWrapperModel`,
+    so that the state-dict keys read `backbone.timm_model.*`."""
+
+    def __init__(self, config: EdgeTamVisionConfig):
+        super().__init__()
+        self.timm_model = RepVitTrunk(config)
+
+    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.timm_model(pixel_values)
+
+
+# ----------------------------------------------------------------------------- FPN neck
+
+
+class EdgeTamFpnNeck(nn.Module):
+    """Lateral convs to `fpn_hidden_size` with a nearest-neighbour top-down path on some levels
+    (original: `sam2.modeling.backbones.image_encoder.FpnNeck`, fuse_type "sum", no output convs).
+
+    Levels are numbered like the trunk stages, 0 = highest resolution. `convs` is ordered like
+    `backbone_channel_list`, i.e. from the lowest resolution: `convs[k]` reads level
+    `num_levels - 1 - k`. Only levels in `fpn_top_down_levels` add the upsampled output of the level
+    below them; in EdgeTAM ([2, 3]) the two highest-resolution levels are lateral features only.
+    """
+
+    def __init__(self, config: EdgeTamVisionConfig):
+        super().__init__()
+        self.convs = nn.ModuleList(
+            nn.Conv2d(
+                in_channels,
+                config.fpn_hidden_size,
+                kernel_size=config.fpn_kernel_size,
+                stride=config.fpn_stride,
+                padding=config.fpn_padding,
+            )
+            for in_channels in config.backbone_channel_list
+        )
+        self.top_down_levels = frozenset(config.fpn_top_down_levels)
+        self.num_feature_levels = config.num_feature_levels
+        self.position_encoding = SinePositionEncoding(config.fpn_hidden_size)
+
+    def forward(
+        self, trunk_features: tuple[torch.Tensor, ...]
+    ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+        """Trunk maps (high to low resolution) -> the `num_feature_levels` highest-resolution FPN
+        maps and their position encodings, both high to low resolution."""
+        fpn_features = self._top_down(trunk_features)[: self.num_feature_levels]
+        position_encodings = tuple(self._position_encoding_like(features) for features in fpn_features)
+        return fpn_features, position_encodings
+
+    def _top_down(self, trunk_features: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        num_levels = len(self.convs)
+        if len(trunk_features) != num_levels:
+            raise ValueError(f"expected {num_levels} trunk feature maps, got {len(trunk_features)}")
+        fpn_features = [None] * num_levels
+        coarser_output = None
+        for level in reversed(range(num_levels)):
+            output = self.convs[num_levels - 1 - level](trunk_features[level])
+            if level in self.top_down_levels and coarser_output is not None:
+                # Nearest-neighbour upsampling only copies values, so it is exact in any dtype (the
+                # original's detour through float32 changes nothing).
+                output = output + F.interpolate(coarser_output, scale_factor=2.0, mode="nearest")
+            fpn_features[level] = coarser_output = output
+        return tuple(fpn_features)
+
+    def _position_encoding_like(self, features: torch.Tensor) -> torch.Tensor:
+        batch_size, _, height, width = features.shape
+        encoding = self.position_encoding(height, width, features.device, features.dtype)  # (C, H, W)
+        return encoding.unsqueeze(0).expand(batch_size, -1, -1, -1)
+
+
+# ----------------------------------------------------------------------------- encoder
+
+
+class EdgeTamVisionEncoder(nn.Module):
+    """RepViT-M1 trunk + FPN neck (original: `ImageEncoder(TimmBackbone, FpnNeck)` with `scalp=1`;
+    transformers: `EdgeTamVisionModel`).
+
+    The original's `scalp=1` drops the lowest-resolution FPN level after the neck; here the neck
+    keeps the `num_feature_levels` highest-resolution levels, which is the same for 4 trunk stages
+    and `num_feature_levels=3`.
+    """
+
+    def __init__(self, config: EdgeTamVisionConfig):
+        super().__init__()
+        self.config = config
+        self.backbone = EdgeTamVisionBackbone(config)
+        self.neck = EdgeTamFpnNeck(config)
+
+    def forward(
+        self, pixel_values: torch.Tensor
+    ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+        """(batch, 3, 1024, 1024) normalised pixels -> `(fpn_hidden_states, fpn_position_encoding)`.
+
+        Each is a tuple of `num_feature_levels` tensors from high to low resolution; for the
+        released model (batch, 256, 256, 256), (batch, 256, 128, 128), (batch, 256, 64, 64) (the
+        original's `backbone_fpn` / `vision_pos_enc`). The position encodings are expanded views of
+        one cached (256, H, W) tensor: do not write into them.
+        """
+        return self.neck(self.backbone(pixel_values))
+
+    def fuse(self) -> "EdgeTamVisionEncoder":
+        """Re-parameterise the trunk for inference in place (see `RepVitTrunk.fuse`); returns self."""
+        self.backbone.timm_model.fuse()
+        return self

@@ -1,0 +1,129 @@
+"""Parity with Meta's original image predictor on the stored fixture (random weights, fp32, CPU).
+
+For every image case: our processor + model, fed the original checkpoint through our mapping
+table, give the original's 256x256 logits, IoU scores and object-score logits within 1e-4, and the
+image-resolution masks have identical (logit > 0) bits.
+
+The fixture was made on another CPU whose kernels round differently: Meta's code run on our
+development machine differs from the stored run by up to 3.5e-4 in logits as large as 65 (and
+this package equals that local run of Meta's code bit for bit). So the logit tolerance is 1e-4
+plus 1e-5 of the largest logit magnitude, the rounding scale of fp32 sums of that size; and a
+pixel whose stored logit lies within that tolerance of 0 may flip for the original itself, so the
+bits are compared on every other pixel (all but ~0.1 % of them).
+"""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from edgetam_hf import EdgeTamConfig, EdgeTamModel, EdgeTamProcessor
+from edgetam_hf.weights import load_original_state_dict, read_original_checkpoint
+
+TOLERANCE = 1e-4
+RELATIVE_TO_LARGEST = 1e-5
+
+
+def _logit_tolerance(reference: torch.Tensor) -> float:
+    return TOLERANCE + RELATIVE_TO_LARGEST * reference.abs().max().item()
+
+
+@pytest.fixture(scope="module")
+def oracle(fixtures_dir):
+    run_dir = fixtures_dir / "original_seed0"
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    return manifest, load_file(str(run_dir / "oracle.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def model(fixtures_dir):
+    model = EdgeTamModel(EdgeTamConfig()).eval()
+    load_original_state_dict(model, read_original_checkpoint(fixtures_dir / "edgetam_random_seed0.pt"))
+    return model
+
+
+@pytest.fixture(scope="module")
+def image_inputs(oracle, model):
+    _, tensors = oracle
+    processor = EdgeTamProcessor()
+    image = tensors["input/image_uint8"].numpy()
+    inputs = processor(images=image, return_tensors="pt")
+    with torch.no_grad():
+        embeddings = model.get_image_embeddings(inputs["pixel_values"])
+    return processor, image, inputs["original_sizes"], embeddings
+
+
+def _prompt_kwargs(case: dict, tensors: dict) -> dict:
+    """The case's prompt in the processor's nested-list form: one image, one group per object."""
+    prompt = case["prompt"]
+    kwargs = {}
+    if prompt["boxes"] is not None:
+        kwargs["input_boxes"] = [prompt["boxes"]]
+    elif prompt["box"] is not None:
+        kwargs["input_boxes"] = [[prompt["box"]]]
+    if prompt["points"] is not None:
+        kwargs["input_points"] = [[prompt["points"]]]
+        kwargs["input_labels"] = [[prompt["labels"]]]
+    return kwargs
+
+
+def _run_case(case, tensors, model, processor, image, original_sizes, embeddings):
+    prompts = processor(images=image, return_tensors="pt", **_prompt_kwargs(case, tensors))
+    model_kwargs = {key: prompts[key] for key in ("input_points", "input_labels", "input_boxes") if key in prompts}
+    if case["prompt"]["mask_from"] is not None:
+        model_kwargs["input_masks"] = tensors[f"{case['name']}/in_mask_input"][None]  # (1, 1, 256, 256)
+    with torch.no_grad():
+        return model(image_embeddings=embeddings, multimask_output=case["multimask_output"], **model_kwargs)
+
+
+@pytest.mark.parametrize("case_index", range(6))
+def test_image_case_matches_original(case_index, oracle, model, image_inputs):
+    manifest, tensors = oracle
+    case = manifest["image"]["cases"][case_index]
+    name = case["name"]
+    processor, image, original_sizes, embeddings = image_inputs
+    outputs = _run_case(case, tensors, model, processor, image, original_sizes, embeddings)
+
+    # The original returns one row per box of a batched call; we return one object per box.
+    reference = tensors[f"{name}/low_res_raw"]
+    logit_tolerance = _logit_tolerance(reference)
+    low_res = outputs.pred_masks.reshape(reference.shape)
+    assert (low_res - reference).abs().max().item() <= logit_tolerance
+    iou = outputs.iou_scores.reshape(tensors[f"{name}/iou"].shape)
+    assert (iou - tensors[f"{name}/iou"]).abs().max().item() <= TOLERANCE
+    object_scores = outputs.object_score_logits.reshape(tensors[f"{name}/object_score_logits"].shape)
+    assert (object_scores - tensors[f"{name}/object_score_logits"]).abs().max().item() <= TOLERANCE
+
+    masks = processor.post_process_masks(outputs.pred_masks, original_sizes, binarize=True)[0]
+    masks = masks.reshape(-1, *masks.shape[-2:]).numpy()  # (num_masks, 480, 640) bool
+    expected = _unpack_bits(tensors[f"{name}/image_res_bits"], masks.shape)
+    reference_logits = _reference_image_logits(case, tensors, original_sizes)
+    decided = np.abs(reference_logits) > logit_tolerance
+    assert np.array_equal(masks[decided], expected[decided])
+
+
+def _unpack_bits(bits: torch.Tensor, shape) -> np.ndarray:
+    flat = np.unpackbits(bits.numpy(), axis=-1, count=shape[-2] * shape[-1])
+    return flat.reshape(shape).astype(bool)
+
+
+def _reference_image_logits(case, tensors, original_sizes) -> np.ndarray:
+    """The stored run's image-resolution logits, rebuilt from its 256x256 logits; the rebuild is
+    checked against the stored sha256, so it is the stored run's tensor, not an approximation."""
+    low_res = tensors[f"{case['name']}/low_res_raw"]
+    height, width = original_sizes[0].tolist()
+    logits = torch.nn.functional.interpolate(low_res, (height, width), mode="bilinear", align_corners=False)
+    digest = hashlib.sha256(logits.contiguous().numpy().tobytes()).hexdigest()
+    assert digest == case["outputs"]["image_res"]["sha256"]
+    return logits.reshape(-1, height, width).numpy()
+
+
+def test_fixture_preprocessing_is_bit_exact(oracle, image_inputs, model):
+    manifest, _ = oracle
+    processor, image, _, _ = image_inputs
+    pixel_values = processor(images=image, return_tensors="pt")["pixel_values"]
+    digest = hashlib.sha256(pixel_values.contiguous().numpy().tobytes()).hexdigest()
+    assert digest == manifest["image"]["preprocessed_sha256"]
