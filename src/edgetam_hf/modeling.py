@@ -59,12 +59,17 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         self.vision_encoder = EdgeTamVisionEncoder(config.vision_config)
         self.prompt_encoder = EdgeTamPromptEncoder(config.prompt_encoder_config)
         self.mask_decoder = EdgeTamMaskDecoder(config.mask_decoder_config)
-        # transformers' checkpoints store the prompt encoder's frequency matrix twice, here and in
-        # the prompt encoder: one module registered under both names keeps them one tensor.
-        self.shared_image_embedding = self.prompt_encoder.shared_embedding
+        # The original has one frequency matrix for prompts and the image grid; transformers'
+        # checkpoints store two copies (this one encodes the grid), and so do ours, so that each
+        # loads into the other. Converting an original checkpoint fills both with its one matrix.
+        self.shared_image_embedding = RandomFourierPositionEncoding(
+            config.prompt_encoder_config.hidden_size, scale=config.prompt_encoder_config.scale
+        )
         # Added to the lowest-resolution features of a frame that has no memory (every image).
         self.no_memory_embedding = nn.Parameter(torch.zeros(1, 1, config.vision_config.fpn_hidden_size))
         self.post_init()
+        with torch.no_grad():
+            self.shared_image_embedding.positional_embedding.copy_(self.prompt_encoder.shared_embedding.positional_embedding)
 
     def set_attn_implementation(self, attn_implementation):
         super().set_attn_implementation(attn_implementation)
@@ -79,6 +84,10 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
     def post_init(self):
         super().post_init()
         self._propagate_attn_implementation()
+
+    def get_image_positional_embeddings(self) -> torch.Tensor:
+        """The encoding of the image-embedding grid: (1, hidden_size, 64, 64)."""
+        return self.shared_image_embedding.grid(*self.prompt_encoder.image_embedding_size)[None]
 
     @torch.no_grad()
     def get_image_embeddings(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
@@ -135,7 +144,7 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         )
         decoder_output = self.mask_decoder(
             image_embeddings=image_embeddings[-1],
-            image_positional_embeddings=self.prompt_encoder.get_image_positional_embeddings(),
+            image_positional_embeddings=self.get_image_positional_embeddings(),
             sparse_prompt_embeddings=sparse_embeddings,
             dense_prompt_embeddings=dense_embeddings,
             multimask_output=multimask_output,
