@@ -8,8 +8,11 @@ from .configuration import (
     EdgeTamVisionConfig,
 )
 from .modeling import EdgeTamModel, EdgeTamPreTrainedModel
-from .outputs import EdgeTamImageSegmentationOutput
+from .modeling_video import EdgeTamVideoModel
+from .outputs import EdgeTamImageSegmentationOutput, EdgeTamVideoSegmentationOutput
 from .processing import EdgeTamImageProcessor, EdgeTamProcessor
+from .video import EdgeTamVideoInferenceSession
+from .video_processing import EdgeTamVideoProcessor
 
 __all__ = [
     "EdgeTamConfig",
@@ -21,5 +24,53 @@ __all__ = [
     "EdgeTamProcessor",
     "EdgeTamPromptEncoderConfig",
     "EdgeTamVideoConfig",
+    "EdgeTamVideoInferenceSession",
+    "EdgeTamVideoModel",
+    "EdgeTamVideoProcessor",
+    "EdgeTamVideoSegmentationOutput",
     "EdgeTamVisionConfig",
 ]
+
+
+def _register_with_transformers_auto_classes() -> None:
+    """Let transformers' Auto classes and `pipeline(...)` find our classes by our model types.
+
+    Only our own keys are added: the model types `edgetam_hf` / `edgetam_hf_video` and our config
+    classes, looked up by identity; transformers' `edgetam`, `edgetam_video` and `sam2` keep their
+    own classes (docs/auto_classes.md). `exist_ok=True` makes this idempotent, and is needed
+    because the mapping refuses a config whose class *name* is a transformers one even though the
+    class is ours. It only fills registries (no model, file or network access), the one kind of
+    work this package does at import, as transformers' own `trust_remote_code` loading does.
+    """
+    from transformers import AutoConfig, AutoModel, AutoModelForMaskGeneration, AutoProcessor
+    from transformers.models.auto.image_processing_auto import IMAGE_PROCESSOR_MAPPING
+
+    AutoConfig.register(EdgeTamConfig.model_type, EdgeTamConfig, exist_ok=True)
+    AutoConfig.register(EdgeTamVideoConfig.model_type, EdgeTamVideoConfig, exist_ok=True)
+    AutoModel.register(EdgeTamConfig, EdgeTamModel, exist_ok=True)
+    AutoModelForMaskGeneration.register(EdgeTamConfig, EdgeTamModel, exist_ok=True)
+    AutoModel.register(EdgeTamVideoConfig, EdgeTamVideoModel, exist_ok=True)
+    # Straight into the mapping: AutoImageProcessor.register would first look the config class up
+    # by its name, find transformers' EdgeTam entry and import its Sam2 image processor (and so
+    # torchvision). Our processor needs neither backend library, so it serves both backends.
+    for config_class in (EdgeTamConfig, EdgeTamVideoConfig):
+        backends = {"pil": EdgeTamImageProcessor, "torchvision": EdgeTamImageProcessor}
+        IMAGE_PROCESSOR_MAPPING.register(config_class, backends, exist_ok=True)
+    AutoProcessor.register(EdgeTamConfig, EdgeTamProcessor, exist_ok=True)
+    AutoProcessor.register(EdgeTamVideoConfig, EdgeTamVideoProcessor, exist_ok=True)
+
+    # save_pretrained then writes an `auto_map` and copies the code files next to the weights, so that
+    # transformers alone loads the folder with trust_remote_code=True (EdgeTamModel adds
+    # AutoModelForMaskGeneration to the map itself).
+    EdgeTamConfig.register_for_auto_class("AutoConfig")
+    EdgeTamModel.register_for_auto_class("AutoModel")
+    EdgeTamImageProcessor.register_for_auto_class("AutoImageProcessor")
+    EdgeTamProcessor.register_for_auto_class("AutoProcessor")
+    # Not the video classes, which would inherit it: transformers copies only flat modules, and the
+    # video model and processor import the video/ sub-package (their save_pretrained would fail);
+    # an auto_map naming the video config alone would pair it with transformers' EdgeTamVideoModel.
+    EdgeTamVideoConfig._auto_class = None
+    EdgeTamVideoProcessor._auto_class = None
+
+
+_register_with_transformers_auto_classes()

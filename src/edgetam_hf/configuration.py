@@ -5,8 +5,9 @@ facebookresearch/EdgeTAM): a RepViT-M1 trunk with an FPN neck, the SAM 2 prompt 
 decoder, and for video the memory encoder, the 2D spatial perceiver and RoPE memory attention.
 
 The field names mirror transformers' `EdgeTamConfig` / `EdgeTamVideoConfig` so that a config.json
-written by transformers can be read field by field (see `weights.py` for the translation of the
-one field that differs: transformers describes the trunk as a `timm_wrapper` backbone config).
+written by transformers can be read field by field (see `loading.py` for the translation of the
+parts that differ: transformers describes the trunk as a `timm_wrapper` backbone config, and
+memory attention's RoPE as `rope_parameters`).
 """
 
 from huggingface_hub.dataclasses import strict
@@ -128,6 +129,22 @@ class EdgeTamConfig(PreTrainedConfig):
         self.mask_decoder_config = _as_config(EdgeTamMaskDecoderConfig, self.mask_decoder_config)
         super().__post_init__(**kwargs)
 
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        # Also reads transformers' EdgeTam config.json (loading.py translates it), and an image
+        # config reads a video folder, as in transformers. Translating here, not when the file is
+        # read, serves AutoConfig too, which reads the file itself and then calls from_dict.
+        from .loading import config_dict_for
+
+        return super().from_dict(config_dict_for(cls, config_dict), **kwargs)
+
+    def to_json_file(self, json_file_path, use_diff: bool = True):
+        # Our model type, with the sub-configs in transformers' vocabulary where it can express
+        # them, so that transformers' own EdgeTam classes load our folders too (see loading.py).
+        from .loading import write_config_json
+
+        write_config_json(self, json_file_path, use_diff)
+
 
 @strict
 class EdgeTamVideoConfig(EdgeTamConfig):
@@ -152,6 +169,10 @@ class EdgeTamVideoConfig(EdgeTamConfig):
     max_object_pointers_in_encoder: int = 16
     max_cond_frame_num: int = -1
     enable_temporal_pos_encoding_for_object_pointers: bool = False
+    # Video predictor post-processing (`build_sam2_video_predictor` defaults): background regions
+    # of a predicted low-resolution mask with at most this many pixels become foreground; 0 turns
+    # it off. Not a transformers field.
+    fill_hole_area: int = 8
     # memory attention (RoPE self-attention on the frame, cross-attention to memories)
     memory_attention_hidden_size: int = 256
     memory_attention_num_layers: int = 2

@@ -2,7 +2,9 @@
 
 Ports the preprocessing of `sam2.sam2_image_predictor.SAM2ImagePredictor.set_image`
 (`sam2.utils.transforms.SAM2Transforms`) and the upsampling of
-`SAM2Transforms.postprocess_masks`, behind the API of transformers' `Sam2ImageProcessor`.
+`SAM2Transforms.postprocess_masks`, behind the API of transformers' `Sam2ImageProcessor`; and,
+as methods for transformers' mask-generation pipeline, the steps of the original's automatic mask
+generator (`mask_generation.py`).
 
 Why not transformers' Sam2 image processor: it resizes the uint8 image and rounds back to uint8,
 which moves normalised pixels by up to 0.0175 and the mask logits by up to ~17. The original
@@ -18,6 +20,17 @@ import torch.nn.functional as F
 from PIL import Image
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.processing_utils import ImagesKwargs
+
+# `from .module import` (not `from . import module`): transformers copies a model's code to the Hub by
+# following exactly this form of relative import.
+from .mask_generation import (
+    check_room_for_upsampled_masks,
+    crops_and_point_prompts,
+    filter_mask_batch,
+    remove_duplicate_masks,
+    rle_to_mask,
+    rle_with_list_counts,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +132,7 @@ class EdgeTamImageProcessor(BaseImageProcessor):
         binarize: bool = True,
         max_hole_area: float = 0.0,
         max_sprinkle_area: float = 0.0,
+        reshaped_input_sizes=None,
     ) -> list[torch.Tensor]:
         """Upsample low-resolution mask logits to each image's size, as the original does.
 
@@ -133,6 +147,12 @@ class EdgeTamImageProcessor(BaseImageProcessor):
             binarize: return bool masks; otherwise float32 logits at image resolution.
             max_hole_area, max_sprinkle_area: hole filling / sprinkle removal of the original;
                 not implemented, only 0 (off) is accepted.
+            reshaped_input_sizes: ignored; transformers' mask-generation pipeline passes it (for SAM's
+                padded inputs; EdgeTAM resizes to the full square and pads nothing).
+
+        Raises:
+            ValueError: when the float32 masks at image size would not fit in the memory now
+                available (a huge image or too many masks at once), before allocating them.
 
         Returns:
             list with one tensor per image, (..., height, width), bool or float32.
@@ -145,6 +165,8 @@ class EdgeTamImageProcessor(BaseImageProcessor):
         sizes = as_size_list(original_sizes, "original_sizes")
         if len(masks) != len(sizes):
             raise ValueError(f"masks holds {len(masks)} images but original_sizes holds {len(sizes)}")
+        for image_masks, size in zip(masks, sizes):
+            check_room_for_upsampled_masks(image_masks, size)
         return [
             _upsample_logits(_as_float_tensor(image_masks, f"masks[{index}]"), size, mask_threshold, binarize)
             for index, (image_masks, size) in enumerate(zip(masks, sizes))
@@ -158,6 +180,130 @@ class EdgeTamImageProcessor(BaseImageProcessor):
         masks of the original are upsampled from the unclamped logits (see `post_process_masks`).
         """
         return torch.clamp(low_res_logits, -limit, limit)
+
+    # The next three methods are what transformers' MaskGenerationPipeline calls (with
+    # `post_process_masks`); the algorithm and its differences from transformers' Sam2 helpers are
+    # described in `mask_generation.py`.
+
+    def generate_crop_boxes(
+        self,
+        image,
+        target_size: int,
+        crop_n_layers: int = 0,
+        overlap_ratio: float = 512 / 1500,
+        points_per_crop: int = 32,
+        crop_n_points_downscale_factor: int = 1,
+        device: torch.device | str | None = None,
+    ):
+        """Crops of the image and the grid of point prompts of each, as the original generates them.
+
+        Args:
+            image: one image (see `preprocess`).
+            target_size: side of the model's square input (1024): the frame of the returned points.
+            crop_n_layers: layers of crops after the whole image; layer i has (2**i)**2 crops.
+            overlap_ratio: overlap of neighbouring crops in layer 1, as a fraction of the short side.
+            points_per_crop: points per side of the grid (the original's `points_per_side`).
+            crop_n_points_downscale_factor: layer i uses points_per_crop / factor**i points per side.
+            device: where the returned tensors live (default CPU).
+
+        Returns:
+            `(crop_boxes, points, cropped_images, labels)`: (num_crops, 4) float32 [x0, y0, x1, y1]
+            in image pixels; (1, num_points, num_crops, 2) float32 points in the model's input frame;
+            one (3, h, w) image per crop (a view: uint8 for a PIL image, else float in [0, 1]);
+            (1, num_points, num_crops) int64 ones.
+        """
+        pixels = _rgb_to_crop(image)  # (3, H, W)
+        crop_boxes, points = crops_and_point_prompts(
+            tuple(pixels.shape[-2:]),
+            int(target_size),
+            crop_n_layers,
+            overlap_ratio,
+            points_per_crop,
+            crop_n_points_downscale_factor,
+        )
+        points = points.permute(1, 0, 2)[None]  # the pipeline slices (1, num_points, num_crops, 2)
+        labels = torch.ones(points.shape[:3], dtype=torch.int64)
+        cropped_images = [pixels[:, y0:y1, x0:x1] for x0, y0, x1, y1 in crop_boxes]
+        device = device or "cpu"
+        boxes = torch.tensor(crop_boxes, dtype=torch.float32)
+        return boxes.to(device), points.to(device), cropped_images, labels.to(device)
+
+    def filter_masks(
+        self,
+        masks: torch.Tensor,
+        iou_scores: torch.Tensor,
+        original_size,
+        cropped_box_image,
+        pred_iou_thresh: float = 0.8,
+        stability_score_thresh: float = 0.95,
+        mask_threshold: float = 0.0,
+        stability_score_offset: float = 1.0,
+    ):
+        """Keep the good masks of one batch of points of one crop (the original's `_process_batch`).
+
+        Predicted IoU > `pred_iou_thresh`, stability score >= `stability_score_thresh` (filters off
+        at 0), then binarise at `mask_threshold`, drop masks cut by a crop edge, and place the rest
+        in the whole image. Defaults are the original automatic mask generator's (transformers'
+        pipeline passes its own, with pred_iou_thresh=0.88).
+
+        Args:
+            masks: (num_points, num_masks, crop_h, crop_w) logits from `post_process_masks(binarize=False)`.
+            iou_scores: (num_points, num_masks).
+            original_size: (height, width) of the whole image.
+            cropped_box_image: the crop's [x0, y0, x1, y1] in the image.
+
+        Returns:
+            `(rles, scores, boxes)`: a run-length encoding per kept mask (see `mask_generation.py`),
+            (K,) predicted IoU and (K, 4) int64 boxes [x0, y0, x1, y1] in image pixels.
+        """
+        return filter_mask_batch(
+            masks,
+            iou_scores,
+            original_size,
+            cropped_box_image,
+            pred_iou_thresh,
+            stability_score_thresh,
+            mask_threshold,
+            stability_score_offset,
+        )
+
+    def post_process_for_mask_generation(
+        self,
+        all_masks: list[dict],
+        all_scores: torch.Tensor,
+        all_boxes: torch.Tensor,
+        crops_nms_thresh: float = 0.7,
+        box_nms_thresh: float | None = None,
+    ):
+        """Remove duplicate masks as the original does, then decode the survivors.
+
+        NMS on the mask boxes by predicted IoU within each crop (`box_nms_thresh`, default
+        `crops_nms_thresh`: transformers' pipeline has one threshold, the original two that
+        default to the same 0.7), then, with several crops, NMS across crops that keeps the mask
+        from the smaller crop (`crops_nms_thresh`).
+
+        Args:
+            all_masks: the RLEs `filter_masks` returned, concatenated in the order of the batches.
+            all_scores: (N,) predicted IoU; all_boxes: (N, 4) boxes in image pixels.
+
+        Returns:
+            `(masks, scores, rles, boxes)`: a (height, width) bool tensor per kept mask, best first
+            (within a crop), with its (K,) predicted IoU, its RLE and its (K, 4) box.
+        """
+        box_nms_thresh = crops_nms_thresh if box_nms_thresh is None else box_nms_thresh
+        kept = remove_duplicate_masks(all_masks, all_scores, all_boxes, box_nms_thresh, crops_nms_thresh)
+        rles = [rle_with_list_counts(all_masks[index]) for index in kept.tolist()]
+        masks = [rle_to_mask(rle) for rle in rles]
+        return masks, all_scores[kept.to(all_scores.device)], rles, all_boxes[kept.to(all_boxes.device)]
+
+
+def _rgb_to_crop(image) -> torch.Tensor:
+    """(3, H, W) RGB to cut crops from. A PIL image stays uint8, as the original crops its uint8
+    array: `preprocess` converts each crop to float (the same values as converting first), and a
+    huge image is not held as float32 (4 bytes a value) and range-checked as a whole."""
+    if isinstance(image, Image.Image):
+        return torch.from_numpy(np.array(image if image.mode == "RGB" else image.convert("RGB"))).permute(2, 0, 1)
+    return image_to_float_rgb(image)
 
 
 def _check_fixed_pipeline_options(config: dict) -> None:

@@ -84,7 +84,8 @@ class RotaryAttention(nn.Module):
         query = apply_axial_rotary(query, *query_rotation)
         key = rotate_memory_keys(key, *key_rotation, num_spatial_memories, num_object_pointer_tokens)
         dropout = self.dropout if self.training else 0.0
-        attended = attend(query, key, value, self.attn_implementation, dropout)
+        # The original runs these attentions under `sdp_kernel_context`: the math kernel on CPU.
+        attended = attend(query, key, value, self.attn_implementation, dropout, math_kernel_on_cpu=True)
         return self.o_proj(attended.transpose(1, 2).flatten(2))
 
     def _split_heads(self, tokens: torch.Tensor) -> torch.Tensor:

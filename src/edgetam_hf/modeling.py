@@ -23,6 +23,36 @@ class EdgeTamPreTrainedModel(PreTrainedModel):
     input_modalities = ("image",)
     _supports_sdpa = True
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """transformers' `from_pretrained` (dtype, device_map, Hub ids, ...) that also accepts:
+
+        - folders saved by transformers' built-in EdgeTam classes (their config.json is translated);
+        - the path of Meta's original checkpoint file (`edgetam.pt`), converted in memory with the
+          config given as `config=` or the defaults (the released model).
+
+        Loading is strict: any missing, unexpected or wrongly shaped weight raises a ValueError
+        that names it (a video checkpoint's memory weights are not needed by the image model).
+        """
+        from .loading import load_pretrained
+
+        return load_pretrained(cls, super().from_pretrained, pretrained_model_name_or_path, *model_args, **kwargs)
+
+    def set_attn_implementation(self, attn_implementation):
+        super().set_attn_implementation(attn_implementation)
+        self._propagate_attn_implementation()
+
+    def post_init(self):
+        super().post_init()
+        self._propagate_attn_implementation()
+
+    def _propagate_attn_implementation(self):
+        """Our attention modules read `attn_implementation` ("sdpa" or "eager") at call time."""
+        implementation = self.config._attn_implementation or "sdpa"
+        for module in self.modules():
+            if hasattr(module, "attn_implementation"):
+                module.attn_implementation = implementation
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
         super()._init_weights(module)
@@ -71,19 +101,13 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         with torch.no_grad():
             self.shared_image_embedding.positional_embedding.copy_(self.prompt_encoder.shared_embedding.positional_embedding)
 
-    def set_attn_implementation(self, attn_implementation):
-        super().set_attn_implementation(attn_implementation)
-        self._propagate_attn_implementation()
-
-    def _propagate_attn_implementation(self):
-        implementation = self.config._attn_implementation or "sdpa"
-        for module in self.modules():
-            if hasattr(module, "attn_implementation"):
-                module.attn_implementation = implementation
-
-    def post_init(self):
-        super().post_init()
-        self._propagate_attn_implementation()
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # transformers writes only this class's `_auto_class` (AutoModel) into config.json's auto_map;
+        # the image model also answers pipeline("mask-generation") with trust_remote_code=True.
+        if self._auto_class is not None and self.config.model_type == EdgeTamConfig.model_type:
+            code = f"{type(self).__module__.rsplit('.', 1)[-1]}.{type(self).__name__}"
+            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), "AutoModelForMaskGeneration": code}
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def get_image_positional_embeddings(self) -> torch.Tensor:
         """The encoding of the image-embedding grid: (1, hidden_size, 64, 64)."""

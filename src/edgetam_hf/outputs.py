@@ -29,3 +29,26 @@ class EdgeTamImageSegmentationOutput(ModelOutput):
     iou_scores: torch.FloatTensor | None = None
     object_score_logits: torch.FloatTensor | None = None
     image_embeddings: list[torch.FloatTensor] | None = None
+
+
+@dataclass
+class EdgeTamVideoSegmentationOutput(ModelOutput):
+    """What `EdgeTamVideoModel` returns for one frame (a call, or one step of propagation).
+
+    Args:
+        object_ids (`list[int]`):
+            The session's object ids, in the order of the rows below.
+        pred_masks (`torch.FloatTensor` of shape `(num_objects, 1, 256, 256)`):
+            Low-resolution mask logits of every object on the frame. An object that has neither a
+            prompt nor a tracking result there holds the original's placeholder, -1024 everywhere.
+            Upsample with `EdgeTamVideoProcessor.post_process_masks`.
+        object_score_logits (`torch.FloatTensor` of shape `(num_objects,)`):
+            Logit that each object is visible on the frame (> 0: visible); 10.0 for placeholders.
+        frame_idx (`int`):
+            The frame these results belong to.
+    """
+
+    object_ids: list[int] | None = None
+    pred_masks: torch.FloatTensor | None = None
+    object_score_logits: torch.FloatTensor | None = None
+    frame_idx: int | None = None

@@ -189,8 +189,10 @@ def convert_original_state_dict(original: dict[str, torch.Tensor]) -> dict[str, 
         if rule is None:
             unmatched.append(key)
         elif rule.kind == "rename":
-            for template in rule.targets:
-                converted[_target_name(template, match)] = tensor
+            # Copies, not aliases: the model keeps each name as its own tensor, and
+            # transformers' loader would otherwise tie them (and refuse to save the result).
+            for index, template in enumerate(rule.targets):
+                converted[_target_name(template, match)] = tensor if index == 0 else tensor.clone()
         elif rule.kind == "split":
             for template, chunk in zip(rule.targets, tensor.chunk(len(rule.targets), dim=0)):
                 converted[_target_name(template, match)] = chunk.clone()
@@ -230,15 +232,15 @@ def check_state_dict(state_dict: dict[str, torch.Tensor], expected: dict[str, to
         for key in sorted(set(state_dict) & set(expected))
         if state_dict[key].shape != expected[key].shape
     ]
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)}: {_preview(missing)}")
-    if unexpected:
-        problems.append(f"unexpected {len(unexpected)}: {_preview(unexpected)}")
-    if wrong_shapes:
-        problems.append(f"wrong shape {len(wrong_shapes)}: {_preview(wrong_shapes)}")
+    problems = weight_problems(missing, unexpected, wrong_shapes)
     if problems:
-        raise ValueError("the weights do not fit the model; " + "; ".join(problems))
+        raise ValueError("the weights do not fit the model; " + problems)
+
+
+def weight_problems(missing: list[str], unexpected: list[str], wrong_shapes: list[str]) -> str:
+    """`missing 2: a, b; wrong shape 1: c: checkpoint (1,) vs model (2,)`; empty when all fit."""
+    groups = (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shapes))
+    return "; ".join(f"{label} {len(keys)}: {_preview(keys)}" for label, keys in groups if keys)
 
 
 def _preview(items: list[str], limit: int = 8) -> str:
@@ -261,10 +263,16 @@ def read_original_checkpoint(path) -> dict[str, torch.Tensor]:
 
 
 def load_original_state_dict(model: torch.nn.Module, original: dict[str, torch.Tensor]) -> None:
-    """Loads an original EdgeTAM state dict into one of our models, checking every key and shape.
+    """Loads an original EdgeTAM state dict into one of our models, checking every key and shape."""
+    model.load_state_dict(fit_original_state_dict(model, original), strict=True)
+
+
+def fit_original_state_dict(model: torch.nn.Module, original: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An original EdgeTAM state dict in our names, with exactly `model`'s keys and shapes.
 
     Original weights the model has no part for (the video parts, for the image model) are left
-    out only when the model lists them in `_keys_to_ignore_on_load_unexpected`.
+    out only when the model lists them in `_keys_to_ignore_on_load_unexpected`. `model` may live on
+    the meta device: only its names and shapes are read.
     """
     converted = convert_original_state_dict(original)
     expected = model.state_dict()
@@ -276,4 +284,4 @@ def load_original_state_dict(model: torch.nn.Module, original: dict[str, torch.T
         if key in expected or not any(pattern.search(key) for pattern in ignored)
     }
     check_state_dict(converted, expected)
-    model.load_state_dict(converted, strict=True)
+    return converted

@@ -1,0 +1,255 @@
+"""EdgeTamVideoModel on a tiny config: many objects, objects joining and leaving, reverse and
+streamed tracking, mask prompts, corrections, memory precision, feature cache, default config."""
+
+import pytest
+import torch
+
+from _video_reference import _transformers_video_model
+from _video_tiny import NUM_FRAMES, VIDEO_HEIGHT, VIDEO_WIDTH, object_centre, tiny_model, tiny_processor, video_frames
+from _video_tiny import single_thread  # noqa: F401  (an autouse fixture)
+from edgetam_hf.configuration import EdgeTamVideoConfig
+from edgetam_hf.modeling_video import EdgeTamVideoModel
+from edgetam_hf.video.hole_filling import fill_holes
+
+# Objects tracked in different batches (or a different number of them) may round differently.
+BATCH_TOLERANCE = dict(rtol=0, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+@pytest.fixture(scope="module")
+def processor():
+    return tiny_processor()
+
+
+def _session(processor, frames=None, **kwargs):
+    return processor.init_video_session(video_frames() if frames is None else frames, **kwargs)
+
+
+def _click(processor, session, frame_idx, obj_ids, point_of=None, label=1):
+    obj_ids = [obj_ids] if isinstance(obj_ids, int) else obj_ids
+    points = [[point_of(obj) if point_of else object_centre(obj, frame_idx)] for obj in obj_ids]
+    processor.add_inputs_to_inference_session(
+        session, frame_idx, obj_ids, input_points=[points], input_labels=[[[label]] * len(obj_ids)]
+    )
+
+
+def _masks_by_frame(outputs) -> dict[int, torch.Tensor]:
+    return {output.frame_idx: output.pred_masks for output in outputs}
+
+
+def test_default_config_matches_the_original_checkpoint():
+    model = EdgeTamVideoModel(EdgeTamVideoConfig())
+    # the parameter count of Meta's edgetam.pt (edgetam_random_seed0.keys.json)
+    assert sum(parameter.numel() for parameter in model.parameters()) == 13_895_794
+
+
+def test_state_dict_names_and_shapes_are_transformers():
+    reference = _transformers_video_model()
+    # transformers' defaults switch on two parts EdgeTAM's checkpoint does not have
+    ours = EdgeTamVideoModel(
+        EdgeTamVideoConfig(enable_occlusion_spatial_embedding=True, enable_temporal_pos_encoding_for_object_pointers=True)
+    )
+    assert {name: tensor.shape for name, tensor in ours.state_dict().items()} == {
+        name: tensor.shape for name, tensor in reference.state_dict().items()
+    }
+
+
+def test_eight_objects_in_one_session_equal_eight_sessions(model, processor):
+    obj_ids = [1, 2, 3, 4, 5, 6, 7, 8]
+    points = {obj: [8.0 + 14 * (obj - 1), 10.0 + 9 * (obj - 1)] for obj in obj_ids}
+    session = _session(processor)
+    _click(processor, session, 0, obj_ids, point_of=points.get)
+    first = model(session, frame_idx=0)
+    together = list(model.propagate_in_video_iterator(session))
+    assert first.object_ids == obj_ids and first.pred_masks.shape == (8, 1, 32, 32)
+    assert [output.frame_idx for output in together] == list(range(NUM_FRAMES))
+    for obj in (1, 8):
+        alone = _session(processor)
+        _click(processor, alone, 0, obj, point_of=points.get)
+        model(alone, frame_idx=0)
+        for joint, single in zip(together, model.propagate_in_video_iterator(alone)):
+            torch.testing.assert_close(joint.pred_masks[obj - 1], single.pred_masks[0], **BATCH_TOLERANCE)
+
+
+def test_every_prompted_frame_conditions_every_object(model, processor):
+    session = _session(processor)
+    _click(processor, session, 0, 1)
+    _click(processor, session, 2, 2)
+    prompt_output = model(session, frame_idx=2)
+    # the original's placeholder for an object without a result on a prompted frame
+    assert bool((prompt_output.pred_masks[0] == -1024).all()) and prompt_output.object_score_logits[0] == 10.0
+    outputs = _masks_by_frame(model.propagate_in_video_iterator(session))
+    assert bool((outputs[0][1] == -1024).all()) and bool((outputs[2][0] == -1024).all())
+    assert session.consolidated_conditioning_frames == {0, 2}
+    for tracked in session.objects.values():
+        assert list(tracked.results.conditioning) == [0, 2]
+
+
+def test_object_added_after_tracking_is_tracked_as_if_added_before(model, processor):
+    late = _session(processor)
+    _click(processor, late, 0, 1)
+    model(late, frame_idx=0)
+    before = _masks_by_frame(model.propagate_in_video_iterator(late))
+    _click(processor, late, 3, 2)
+    prompt_output = model(late, frame_idx=3)
+    assert prompt_output.object_ids == [1, 2]
+    # Object 1 keeps its tracked result on frame 3 next to object 2's new prompt result.
+    torch.testing.assert_close(prompt_output.pred_masks[0], before[3][0], rtol=0, atol=0)
+    after = _masks_by_frame(model.propagate_in_video_iterator(late))
+    torch.testing.assert_close(after[0][0], before[0][0], rtol=0, atol=0)
+    # A prompted frame conditions every object: object 2 holds the original's placeholder on frame 0.
+    assert bool((after[0][1] == -1024).all())
+
+    early = _session(processor)
+    _click(processor, early, 0, 1)
+    _click(processor, early, 3, 2)
+    model(early, frame_idx=3)
+    expected = _masks_by_frame(model.propagate_in_video_iterator(early))
+    for frame_idx in range(NUM_FRAMES):
+        torch.testing.assert_close(after[frame_idx][1], expected[frame_idx][1], **BATCH_TOLERANCE)
+
+
+def test_removing_an_object_leaves_the_others_unchanged(model, processor):
+    session = _session(processor)
+    _click(processor, session, 0, [1, 2, 3])
+    model(session, frame_idx=0)
+    before = _masks_by_frame(model.propagate_in_video_iterator(session))
+    assert model.remove_object(session, 2)[0].object_ids == [1, 3]
+    assert session.obj_ids == [1, 3]
+    for frame_idx in range(NUM_FRAMES):
+        stored = torch.cat([session.objects[obj].results.find(frame_idx).mask_logits for obj in (1, 3)])
+        torch.testing.assert_close(stored, before[frame_idx][[0, 2]], rtol=0, atol=0)
+    again = _masks_by_frame(model.propagate_in_video_iterator(session))
+    for frame_idx in range(NUM_FRAMES):
+        torch.testing.assert_close(again[frame_idx], before[frame_idx][[0, 2]], **BATCH_TOLERANCE)
+    model.remove_object(session, 1)
+    model.remove_object(session, 3)
+    assert session.obj_ids == []
+
+
+def test_reverse_tracking_equals_forward_tracking_of_the_reversed_video(model, processor):
+    last = NUM_FRAMES - 1
+    point = object_centre(2, last)
+    backwards = _session(processor)
+    _click(processor, backwards, last, 2, point_of=lambda obj: point)
+    model(backwards, frame_idx=last)
+    reverse_outputs = list(model.propagate_in_video_iterator(backwards, reverse=True))
+    assert [output.frame_idx for output in reverse_outputs] == list(range(last, -1, -1))
+
+    forwards = _session(processor, frames=video_frames()[::-1])
+    _click(processor, forwards, 0, 2, point_of=lambda obj: point)
+    model(forwards, frame_idx=0)
+    for reverse_output, forward_output in zip(reverse_outputs, model.propagate_in_video_iterator(forwards)):
+        torch.testing.assert_close(reverse_output.pred_masks, forward_output.pred_masks, rtol=0, atol=0)
+
+
+def test_start_frame_and_maximum_number_of_frames(model, processor):
+    session = _session(processor)
+    _click(processor, session, 2, 1)
+    model(session, frame_idx=2)
+    assert [o.frame_idx for o in model.propagate_in_video_iterator(session, max_frame_num_to_track=2)] == [2, 3, 4]
+    frames = [o.frame_idx for o in model.propagate_in_video_iterator(session, start_frame_idx=4, reverse=True)]
+    assert frames == [4, 3, 2, 1, 0]
+    # as in the original, tracking backwards from frame 0 visits nothing
+    assert list(model.propagate_in_video_iterator(session, start_frame_idx=0, reverse=True)) == []
+
+
+def test_mask_prompt_is_the_output_on_its_frame(model, processor):
+    session = _session(processor)
+    mask = torch.zeros(VIDEO_HEIGHT, VIDEO_WIDTH, dtype=torch.bool)
+    mask[20:60, 30:90] = True
+    processor.add_inputs_to_inference_session(session, 0, 7, input_masks=[mask])
+    output = model(session, frame_idx=0)
+    # The mask becomes logits of +-10 and the object counts as present (score 20 * 1 - 10).
+    assert output.object_score_logits.tolist() == [10.0]
+    video_masks = processor.post_process_masks([output.pred_masks], [[VIDEO_HEIGHT, VIDEO_WIDTH]])[0][0, 0]
+    assert (video_masks ^ mask).float().mean().item() < 0.01
+    outputs = list(model.propagate_in_video_iterator(session))
+    assert len(outputs) == NUM_FRAMES and outputs[0].pred_masks.equal(output.pred_masks)
+
+
+def test_correction_click_is_kept_by_later_tracking(model, processor):
+    session = _session(processor)
+    _click(processor, session, 0, [1, 2])
+    model(session, frame_idx=0)
+    before = _masks_by_frame(model.propagate_in_video_iterator(session))
+    _click(processor, session, 3, 1, point_of=lambda obj: [60.0, 40.0], label=0)
+    corrected = model(session, frame_idx=3)
+    assert not corrected.pred_masks[0].equal(before[3][0])
+    torch.testing.assert_close(corrected.pred_masks[1], before[3][1], rtol=0, atol=0)
+    after = _masks_by_frame(model.propagate_in_video_iterator(session))
+    torch.testing.assert_close(after[3], corrected.pred_masks, rtol=0, atol=0)
+    for frame_idx in (0, 1, 2):
+        torch.testing.assert_close(after[frame_idx], before[frame_idx], rtol=0, atol=0)
+    # Frame 3 is not a conditioning frame: the memory of both objects there was re-encoded.
+    assert session.consolidated_tracked_frames == {3} and session.consolidated_conditioning_frames == {0}
+
+
+def test_clearing_the_prompts_of_a_frame(model, processor):
+    session = _session(processor)
+    _click(processor, session, 0, 1)
+    _click(processor, session, 3, 2)
+    model(session, frame_idx=3)
+    list(model.propagate_in_video_iterator(session))
+    assert session.consolidated_conditioning_frames == {0, 3}
+    output = model.clear_prompts_in_frame(session, 3, 2)
+    assert output.frame_idx == 3 and output.object_ids == [1, 2]
+    # Without prompts left, frame 3 is an ordinary frame again, re-tracked by the next propagation.
+    assert session.consolidated_conditioning_frames == {0}
+    assert 3 not in session.objects[1].tracked_frames
+    outputs = _masks_by_frame(model.propagate_in_video_iterator(session))
+    assert not outputs[3][1].equal(output.pred_masks[1])
+
+
+def test_streaming_frames_one_by_one_equals_the_whole_video(model, processor):
+    whole = _session(processor)
+    _click(processor, whole, 0, [1, 3])
+    expected = [model(whole, frame_idx=0)] + list(model.propagate_in_video_iterator(whole))[1:]
+
+    streamed = processor.init_video_session()
+    processor.add_inputs_to_inference_session(
+        streamed, 0, [1, 3], input_points=[[[object_centre(1, 0)], [object_centre(3, 0)]]],
+        input_labels=[[[1], [1]]], original_size=(VIDEO_HEIGHT, VIDEO_WIDTH),
+    )
+    for frame, reference in zip(video_frames(), expected):
+        pixel_values = processor(images=frame)["pixel_values"]
+        output = model(streamed, frame=pixel_values[0])
+        assert output.frame_idx == reference.frame_idx
+        torch.testing.assert_close(output.pred_masks, reference.pred_masks, rtol=0, atol=0)
+        torch.testing.assert_close(output.object_score_logits, reference.object_score_logits, rtol=0, atol=0)
+
+
+def test_memory_in_float32_or_bfloat16(model, processor):
+    outputs = {}
+    for memory_dtype in (torch.bfloat16, torch.float32):
+        session = _session(processor, memory_dtype=memory_dtype)
+        _click(processor, session, 0, 1)
+        model(session, frame_idx=0)
+        outputs[memory_dtype] = _masks_by_frame(model.propagate_in_video_iterator(session))
+        assert session.objects[1].results.tracked[2].memory_tokens.dtype == memory_dtype
+    bf16, fp32 = outputs[torch.bfloat16], outputs[torch.float32]
+    assert bf16[0].equal(fp32[0])  # the prompted frame reads no memory
+    assert not bf16[1].equal(fp32[1])  # bfloat16 rounding of the memory shows ...
+    torch.testing.assert_close(bf16[NUM_FRAMES - 1], fp32[NUM_FRAMES - 1], rtol=0, atol=0.5)  # ... a little
+
+
+def test_feature_cache_is_bounded_and_frames_stay_on_their_device(model, processor):
+    session = _session(processor, max_vision_features_cache_size=2, video_storage_device="cpu")
+    _click(processor, session, 0, 1)
+    model(session, frame_idx=0)
+    list(model.propagate_in_video_iterator(session))
+    assert session.num_cached_frames == 2
+    assert all(frame.device.type == "cpu" for frame in session.frames.values())
+
+
+def test_hole_filling_follows_the_config(processor):
+    outputs = {}
+    for area in (0, 40):
+        session = _session(processor)
+        _click(processor, session, 0, 1)
+        outputs[area] = tiny_model(fill_hole_area=area)(session, frame_idx=0).pred_masks
+    torch.testing.assert_close(outputs[40], fill_holes(outputs[0], 40), rtol=0, atol=0)
