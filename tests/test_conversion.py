@@ -22,7 +22,7 @@ from edgetam_hf.cli import main
 from edgetam_hf.conversion import Check, HubPushError, VerificationError, VerificationReport, convert_checkpoint, push_to_hub
 from edgetam_hf.modeling_video import EdgeTamVideoModel
 from edgetam_hf.weights import ORIGINAL_TO_OURS, read_original_checkpoint
-from test_image_fixture_parity import TOLERANCE, _logit_tolerance, _run_case, oracle  # noqa: F401 (a fixture)
+from test_image_fixture_parity import TOLERANCE, _logit_tolerance, _run_case
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Meta's SAM2Base: nn.Module.parameters(), i.e. without buffers (BatchNorm statistics and counters,
@@ -105,7 +105,7 @@ def test_verification_compares_the_folder_with_the_mapped_weights(converted):
 
 
 @pytest.mark.parametrize("case_index", range(6))
-def test_folder_reproduces_the_fixture_image_outputs(case_index, converted, oracle, folder_image_inputs):  # noqa: F811
+def test_folder_reproduces_the_fixture_image_outputs(case_index, converted, oracle, folder_image_inputs):
     manifest, tensors = oracle
     case = manifest["image"]["cases"][case_index]
     model, processor, image, original_sizes, embeddings = folder_image_inputs
@@ -119,7 +119,7 @@ def test_folder_reproduces_the_fixture_image_outputs(case_index, converted, orac
 
 
 @torch.no_grad()
-def test_folder_reproduces_the_fixture_video_outputs(converted, oracle, fixtures_dir):  # noqa: F811
+def test_folder_reproduces_the_fixture_video_outputs(converted, oracle, fixtures_dir):
     """vid_single: one click on frame 0, then one tracked frame (memory encoder, perceiver and memory
     attention all take part). The fixture ran without hole filling, so it is turned off here."""
     from edgetam_hf.video_processing import EdgeTamVideoProcessor
@@ -152,7 +152,7 @@ def _stored(tensors: dict, entry: dict) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def folder_image_inputs(converted, oracle):  # noqa: F811
+def folder_image_inputs(converted, oracle):
     """The image model and processor loaded from the converted folder, and the fixture image's embeddings."""
     _, tensors = oracle
     model = EdgeTamModel.from_pretrained(converted.output_dir)

@@ -13,12 +13,10 @@ bits are compared on every other pixel (all but ~0.1 % of them).
 """
 
 import hashlib
-import json
 
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from edgetam_hf import EdgeTamConfig, EdgeTamModel, EdgeTamProcessor
 from edgetam_hf.weights import load_original_state_dict, read_original_checkpoint
@@ -29,13 +27,6 @@ RELATIVE_TO_LARGEST = 1e-5
 
 def _logit_tolerance(reference: torch.Tensor) -> float:
     return TOLERANCE + RELATIVE_TO_LARGEST * reference.abs().max().item()
-
-
-@pytest.fixture(scope="module")
-def oracle(fixtures_dir):
-    run_dir = fixtures_dir / "original_seed0"
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    return manifest, load_file(str(run_dir / "oracle.safetensors"))
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,11 @@ on every step of the three scenarios (with 2 threads, as the fixture was made).
 """
 
 import hashlib
-import json
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 from edgetam_hf.configuration import EdgeTamVideoConfig
 from edgetam_hf.modeling_video import EdgeTamVideoModel
@@ -31,13 +29,6 @@ from edgetam_hf.weights import load_original_state_dict, read_original_checkpoin
 TOLERANCE = 1e-4
 RELATIVE_TO_LARGEST = 1e-5
 SCENARIOS = ("vid_single", "vid_ctrl", "vid_main")
-
-
-@pytest.fixture(scope="module")
-def oracle(fixtures_dir):
-    run_dir = fixtures_dir / "original_seed0"
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    return manifest, load_file(str(run_dir / "oracle.safetensors"))
 
 
 @pytest.fixture(scope="module")
