@@ -181,12 +181,39 @@ def test_correction_click_is_kept_by_later_tracking(model, processor):
     corrected = model(session, frame_idx=3)
     assert not corrected.pred_masks[0].equal(before[3][0])
     torch.testing.assert_close(corrected.pred_masks[1], before[3][1], rtol=0, atol=0)
+    kept = {frame_idx: session.objects[1].results.tracked[frame_idx] for frame_idx in (1, 2, 4)}
     after = _masks_by_frame(model.propagate_in_video_iterator(session))
     torch.testing.assert_close(after[3], corrected.pred_masks, rtol=0, atol=0)
     for frame_idx in (0, 1, 2):
         torch.testing.assert_close(after[frame_idx], before[frame_idx], rtol=0, atol=0)
+    # frames whose memories did not change are not recomputed; those after the correction are
+    assert session.objects[1].results.tracked[1] is kept[1] and session.objects[1].results.tracked[2] is kept[2]
+    assert session.objects[1].results.tracked[4] is not kept[4]
     # Frame 3 is not a conditioning frame: the memory of both objects there was re-encoded.
     assert session.consolidated_tracked_frames == {3} and session.consolidated_conditioning_frames == {0}
+
+
+def test_changed_weights_are_not_served_from_earlier_results(processor):
+    changing_model = tiny_model()
+    session = _session(processor)
+    _click(processor, session, 0, 1)
+    changing_model(session, frame_idx=0)
+    before = _masks_by_frame(changing_model.propagate_in_video_iterator(session))
+    with torch.no_grad():
+        changing_model.memory_attention.layer_norm.bias.add_(0.5)
+    after = _masks_by_frame(changing_model.propagate_in_video_iterator(session))
+    assert after[0].equal(before[0]) and not after[1].equal(before[1])
+
+
+def test_a_model_loaded_under_inference_mode_tracks(processor):
+    with torch.inference_mode():
+        inference_model = tiny_model()
+        session = _session(processor)
+        _click(processor, session, 0, 1)
+        inference_model(session, frame_idx=0)
+        first = _masks_by_frame(inference_model.propagate_in_video_iterator(session))
+        again = _masks_by_frame(inference_model.propagate_in_video_iterator(session))
+    assert all(again[frame_idx].equal(first[frame_idx]) for frame_idx in range(NUM_FRAMES))
 
 
 def test_clearing_the_prompts_of_a_frame(model, processor):

@@ -75,6 +75,7 @@ class EdgeTamVideoProcessor(EdgeTamProcessor):
         video=None,
         inference_device: str | torch.device = "cpu",
         inference_state_device: str | torch.device | None = None,
+        processing_device: str | torch.device | None = None,
         video_storage_device: str | torch.device | None = None,
         max_vision_features_cache_size: int = 1,
         dtype: torch.dtype = torch.float32,
@@ -86,6 +87,8 @@ class EdgeTamVideoProcessor(EdgeTamProcessor):
             video: see `preprocess_frames`; None for streaming (`model(session, frame=...)`).
             inference_device: where the model runs.
             inference_state_device: where results and memories are kept (default: inference_device).
+            processing_device: accepted for transformers' signature; frames are always decoded and
+                resized with PIL on the CPU, as the original does.
             video_storage_device: where the preprocessed frames are kept (default: inference_device).
             max_vision_features_cache_size: how many frames' image features the session keeps.
             dtype: dtype of the stored frames.

@@ -109,14 +109,14 @@ def gather_memory(
     tokens, positions = [], []
     for entry in plan.spatial:
         # Stored in the memory dtype (bfloat16 by default), computed in the model's dtype.
-        memory = torch.cat([_result(tracked, entry).memory_tokens for tracked in objects]).to(device, dtype)
+        memory = torch.cat([stored_result(tracked, entry).memory_tokens for tracked in objects]).to(device, dtype)
         tokens.append(memory)  # (B, 512, mem_dim)
         temporal = model.memory_temporal_positional_encoding[num_maskmem - entry.position - 1].view(1, 1, -1)
         positions.append((session.memory_position + temporal).expand(batch_size, -1, -1))
     num_pointer_tokens = 0
     if plan.pointers:
         pointers = torch.stack(
-            [torch.cat([_result(tracked, entry).object_pointer for tracked in objects]) for entry in plan.pointers],
+            [torch.cat([stored_result(tracked, entry).object_pointer for tracked in objects]) for entry in plan.pointers],
             dim=1,
         ).to(device)  # (B, num_pointers, hidden)
         pointer_position = model.object_pointer_position(
@@ -133,5 +133,6 @@ def gather_memory(
     return MemoryContext(torch.cat(tokens, dim=1), torch.cat(positions, dim=1), len(plan.spatial), num_pointer_tokens)
 
 
-def _result(tracked: TrackedObject, entry: MemoryEntry) -> FrameResult:
+def stored_result(tracked: TrackedObject, entry: MemoryEntry) -> FrameResult:
+    """The stored result a memory entry points to."""
     return tracked.results.of_kind(entry.is_conditioning)[entry.frame_idx]

@@ -8,14 +8,14 @@ The semantics are those of the original `SAM2VideoPredictor` (sam2/sam2_video_pr
   * Prompt results are merged ("consolidated") before tracking: every object gets a result on
     every prompted frame, its own or, without one, a placeholder (mask logits -1024, object
     score 10, the pointer of an empty mask), and the memory of every object on that frame is
-    re-encoded from the binarised masks. So a prompted frame conditions all objects.
+    re-encoded from the binarised masks. So a conditioning frame conditions all objects, and a
+    corrected frame keeps its correction.
   * Tracking reuses the consolidated results of prompted frames as they are, and runs every
     other frame from the memory bank (see `memory_bank`).
-Objects may also join after tracking started (the original refuses): their earlier prompted
-frames get placeholders too, as if they had been there.
+Objects may also join after tracking started (the original refuses): the conditioning frames
+they were not prompted on give them placeholders too, as if they had been there.
 """
 
-import logging
 from collections.abc import Iterator
 
 import torch
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..outputs import EdgeTamVideoSegmentationOutput
 from .hole_filling import fill_holes
-from .memory_bank import MemoryPlan, gather_memory, memory_plan
+from .memory_bank import MemoryPlan, gather_memory, memory_plan, stored_result
 from .session import (
     NO_OBJECT_SCORE,
     PLACEHOLDER_OBJECT_SCORE,
@@ -32,8 +32,6 @@ from .session import (
     PendingPrompt,
     TrackedObject,
 )
-
-logger = logging.getLogger(__name__)
 
 # The previous logits fed back with a correction are clamped to this range "to avoid rare
 # numerical issues" (original `add_new_points_or_box`).
@@ -195,23 +193,24 @@ def _consolidate(
     """Gives each of `objects` its latest result on the frame (or a placeholder) with a memory
     encoded from the binarised mask, in one batch (original: `_consolidate_temp_output_across_obj`
     with `run_mem_encoder=True`)."""
+    device = session.inference_device
     results = [_latest_result(tracked, frame_idx, is_conditioning) for tracked in objects]
     features = session.frame_features(model, frame_idx)
     if any(result is None for result in results):
-        empty_mask = torch.zeros(1, 1, model.config.image_size, model.config.image_size, device=session.inference_device)
+        empty_mask = torch.zeros(1, 1, model.config.image_size, model.config.image_size, device=device)
         empty_pointer = model.predict_from_mask(features, empty_mask).object_pointer
         placeholder = _placeholder(model, session, empty_pointer)
         results = [result if result is not None else placeholder for result in results]
-    mask_logits = torch.cat([result.mask_logits for result in results]).to(session.inference_device)
+    mask_logits = torch.cat([result.mask_logits.to(device) for result in results])
     high_res_logits = F.interpolate(
         mask_logits, size=(model.config.image_size,) * 2, mode="bilinear", align_corners=False
     )
-    scores = torch.cat([result.object_score_logits for result in results]).to(session.inference_device)
+    scores = torch.cat([result.object_score_logits.to(device) for result in results])
     memory = model.encode_memory(features.expand(len(objects)), high_res_logits, scores, binarize_mask=True)
     _keep_memory_position(session, memory.memory_position)
     for row, (tracked, result) in enumerate(zip(objects, results)):
         tracked.results.of_kind(is_conditioning)[frame_idx] = FrameResult(
-            mask_logits=result.mask_logits,
+            mask_logits=result.mask_logits.to(session.inference_state_device),
             object_pointer=result.object_pointer,
             object_score_logits=result.object_score_logits,
             memory_tokens=_stored_memory(session, memory.memory_tokens[row : row + 1]),
@@ -219,12 +218,12 @@ def _consolidate(
 
 
 def _add_placeholders_for_late_objects(model, session: EdgeTamVideoInferenceSession) -> None:
-    """Objects that joined after a frame was consolidated get their placeholder there now."""
-    for is_conditioning in (False, True):
-        for frame_idx in sorted(_consolidated_frames(session, is_conditioning)):
-            missing = [t for t in session.objects.values() if t.results.find(frame_idx) is None]
-            if missing:
-                _consolidate(model, session, frame_idx, is_conditioning, missing)
+    """Objects that joined after a conditioning frame was consolidated get their placeholder
+    there now. (On a consolidated correction frame they are simply tracked.)"""
+    for frame_idx in sorted(session.consolidated_conditioning_frames):
+        missing = [t for t in session.objects.values() if t.results.find(frame_idx) is None]
+        if missing:
+            _consolidate(model, session, frame_idx, True, missing)
 
 
 def _placeholder(model, session: EdgeTamVideoInferenceSession, object_pointer: torch.Tensor | None = None) -> FrameResult:
@@ -275,7 +274,16 @@ def _group_by_memory_plan(
 
 def _track_objects(model, session, plan: MemoryPlan, objects: list[TrackedObject], frame_idx: int) -> None:
     """Tracks a batch of objects on a frame and stores their results with a new memory
-    (original: `_run_single_frame_inference` with `run_mem_encoder=True`)."""
+    (original: `_run_single_frame_inference` with `run_mem_encoder=True`).
+
+    The original recomputes a frame on every propagation over it; when nothing the computation
+    reads has changed since the stored results were made (e.g. the frames before a correction),
+    recomputing gives them again bit for bit, so they are kept.
+    """
+    key = _tracking_key(model, session, plan, objects, frame_idx)
+    stored = [tracked.results.tracked.get(frame_idx) for tracked in objects]
+    if key is not None and all(result is not None and result.computed_from == key for result in stored):
+        return
     features = session.frame_features(model, frame_idx).expand(len(objects))
     memory = gather_memory(model, session, objects, plan)
     prediction = model.predict_from_prompts(
@@ -288,7 +296,34 @@ def _track_objects(model, session, plan: MemoryPlan, objects: list[TrackedObject
     for row, tracked in enumerate(objects):
         result = _store_result(model, session, prediction, row)
         result.memory_tokens = _stored_memory(session, encoded.memory_tokens[row : row + 1])
+        result.computed_from = key
         tracked.results.tracked[frame_idx] = result
+
+
+def _tracking_key(model, session, plan: MemoryPlan, objects: list[TrackedObject], frame_idx: int) -> tuple | None:
+    """What a tracked result depends on: the frame, the batch, the stored results it reads (by
+    serial number) and the model (its config, and its weights through their version counters).
+    None when the weights keep no version counter (made under `torch.inference_mode`): such
+    results are always recomputed."""
+    try:
+        weights_version = sum(parameter._version for parameter in model.parameters())
+    except RuntimeError:
+        return None
+    read = tuple(stored_result(tracked, entry).serial for tracked in objects for entry in plan.spatial + plan.pointers)
+    return (
+        frame_idx,
+        plan,
+        read,
+        tuple(tracked.obj_id for tracked in objects),
+        session.num_frames,
+        session.memory_dtype,
+        id(model),
+        model.dtype,
+        model.device,
+        weights_version,
+        model.config.to_json_string(),
+        model.config._attn_implementation,
+    )
 
 
 def _require_prompts(session: EdgeTamVideoInferenceSession) -> None:

@@ -6,13 +6,11 @@ kept per object (the original also keeps them packed per frame; the packed tenso
 per-object ones stacked, so nothing is lost), which lets objects join after tracking started.
 """
 
-import logging
+import itertools
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import torch
-
-logger = logging.getLogger(__name__)
 
 # The original's `NO_OBJ_SCORE`: mask logits of an object judged absent, and of placeholders.
 NO_OBJECT_SCORE = -1024.0
@@ -28,14 +26,23 @@ class PointPrompt:
     labels: torch.Tensor  # (1, num_points) int32: 1 / 0 clicks, 2 / 3 box corners (box first)
 
 
-@dataclass
+_result_serial_numbers = itertools.count()
+
+
+@dataclass(eq=False)
 class FrameResult:
-    """One object's result on one frame (original: the compact output dict of a frame)."""
+    """One object's result on one frame (original: the compact output dict of a frame).
+
+    A result is never modified once stored; a new one replaces it. Its serial number names it in
+    the `computed_from` key of the tracked results that read it.
+    """
 
     mask_logits: torch.Tensor  # (1, 1, 256, 256) float32 low-resolution logits, holes filled
     object_pointer: torch.Tensor  # (1, hidden)
     object_score_logits: torch.Tensor  # (1, 1)
     memory_tokens: torch.Tensor | None = None  # (1, 512, mem_dim) in the session's memory dtype
+    computed_from: tuple | None = None  # for a tracked result: everything its computation read
+    serial: int = field(default_factory=lambda: next(_result_serial_numbers))
 
 
 @dataclass
