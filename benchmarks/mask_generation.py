@@ -7,7 +7,7 @@ media is there), each implementation as its users call it, with the same weights
 - sam2: Meta's `SAM2AutomaticMaskGenerator`, when the lineup has the original model.
 
 The settings are the original's defaults (32x32 points, 64 per batch, IoU 0.8, stability 0.95,
-NMS 0.7; 4x4 points with --tiny). The notes give each implementation's mask count and, where the
+NMS 0.7), with `--mask-generation-points N` for an N x N grid (4x4 with --tiny). The notes give each implementation's mask count and, where the
 original ran, the IoU of our masks with its masks.
 
 Run alone: `python -m benchmarks.run --cases mask_generation` (with `--weights` for an original
@@ -32,8 +32,7 @@ _ORIGINAL_NAMES = {"points_per_crop": "points_per_side", "crops_nms_thresh": "bo
 
 def run_mask_generation(lineup: Lineup, image: BenchmarkImage, options) -> CaseResult:
     settings = dict(ORIGINAL_MASK_GENERATION_DEFAULTS)
-    if options.tiny:
-        settings["points_per_crop"] = TINY_POINTS_PER_SIDE
+    settings["points_per_crop"] = TINY_POINTS_PER_SIDE if options.tiny else options.mask_generation_points
     side = settings["points_per_crop"]
     title = f"mask-generation pipeline, {image.image.width}x{image.image.height}, {side}x{side} points"
     result = CaseResult("mask_generation", title)

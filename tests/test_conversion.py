@@ -282,9 +282,9 @@ def test_cli_refusal_is_one_line_naming_the_key(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_private_and_revision_need_push_to_hub(tmp_path):
-    with pytest.raises(SystemExit):
-        main(["convert", "edgetam.pt", str(tmp_path / "out"), "--private"])
+def test_cli_private_and_revision_need_push_to_hub(tmp_path, capsys):
+    assert main(["convert", "edgetam.pt", str(tmp_path / "out"), "--private"]) == 2
+    assert "--private and --revision apply to --push-to-hub" in capsys.readouterr().err
 
 
 def test_conversion_script_is_the_cli(checkpoint_path, tmp_path, monkeypatch):

@@ -1,0 +1,101 @@
+"""`edgetam-hf demo` (the README's `make demo`): the bundled sample image segmented from two
+boxes, and the bundled sample clip tracked from a box and a click, with a checkpoint when one is
+given or found, otherwise with deterministic random weights and a banner saying so."""
+
+import os
+from pathlib import Path
+
+import torch
+
+from .media import Video
+from .models import DEFAULT_MODEL, DTYPES, add_model_arguments, device_from, load_model, processor_for, quiet_transformers
+from .prompts import POSITIVE, ObjectPrompt
+from .segment import segment_image, write_image_results
+from .track import track_video
+
+RANDOM_WEIGHTS_BANNER = (
+    "=" * 78 + "\n"
+    "NOTE: no checkpoint given or found, so the model has deterministic RANDOM weights.\n"
+    "The files show that everything runs end to end, but the masks are meaningless.\n"
+    "For real masks: edgetam-hf demo --model edgetam.pt (Meta's checkpoint), a converted\n"
+    f"folder, or a Hub id ({DEFAULT_MODEL}).\n" + "=" * 78
+)
+CHECKPOINT_VARIABLE = "EDGETAM_CHECKPOINT"
+_LOCAL_CHECKPOINTS = ("edgetam.pt", "checkpoints/edgetam.pt")  # where Meta's README puts it
+
+
+def add_demo_parser(commands) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="segment and track on the bundled sample media",
+        description="Segment the bundled sample image from two boxes and track a disc and a rectangle "
+        "through the bundled 16-frame clip. The model comes from --model, else $EDGETAM_CHECKPOINT, "
+        f"./edgetam.pt, ./checkpoints/edgetam.pt or {DEFAULT_MODEL} in the Hugging Face cache; with none of "
+        "them, from deterministic random weights (the masks are then meaningless).",
+    )
+    add_model_arguments(demo, model_help="a converted folder, Meta's edgetam.pt or a Hub id (default: found, see above)")
+    demo.add_argument("--checkpoint", dest="model", help="the same as --model")
+    demo.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    demo.set_defaults(run=run_demo, model=None)
+
+
+def run_demo(args) -> int:
+    from ..configuration import EdgeTamConfig, EdgeTamVideoConfig
+    from ..modeling import EdgeTamModel
+    from ..modeling_video import EdgeTamVideoModel
+    from ..processing import EdgeTamProcessor
+    from ..sample_media import SAMPLE_BOXES, SAMPLE_RECTANGLE_CLICK, render_sample_clip, render_sample_image
+
+    device = device_from(args.device)
+    source = args.model or find_checkpoint()
+    if source is None:
+        print(RANDOM_WEIGHTS_BANNER)
+        image_model = _random_model(EdgeTamModel, EdgeTamConfig(), device, args.dtype)
+        video_model = _random_model(EdgeTamVideoModel, EdgeTamVideoConfig(), device, args.dtype)
+    else:
+        print(f"model: {source}")
+        image_model = load_model(EdgeTamModel, source, device, args.dtype)
+        video_model = load_model(EdgeTamVideoModel, source, device, args.dtype)
+    about = {"model": source or "random weights (torch seed 0)", "random_weights": source is None}
+    out_dir = Path(args.out)
+
+    image_prompts = [ObjectPrompt(obj_id, 0, box=box) for obj_id, box in enumerate(SAMPLE_BOXES, start=1)]
+    image = render_sample_image()
+    image.save(_made(out_dir / "image") / "input.png")
+    results = segment_image(image_model, processor_for(EdgeTamProcessor, image_model), image, image_prompts)
+    image_overlay = write_image_results(out_dir / "image", image, image_prompts, results, {"image": "sample", **about})
+
+    frames = render_sample_clip()
+    clip = Video(frames, [f"{index:05d}" for index in range(len(frames))], fps=8.0)
+    clip_prompts = [
+        ObjectPrompt(1, 0, box=SAMPLE_BOXES[0]),
+        ObjectPrompt(2, 0, points=[SAMPLE_RECTANGLE_CLICK], labels=[POSITIVE]),
+    ]
+    video_overlay = track_video(video_model, clip, clip_prompts, out_dir / "video", None, False, {"video": "sample clip", **about})
+    print(f"\nopen {image_overlay} and {video_overlay} to see the result")
+    if source is None:
+        print("(random weights: the masks are meaningless; see the note above)")
+    return 0
+
+
+def find_checkpoint() -> str | None:
+    """$EDGETAM_CHECKPOINT, Meta's file where its README puts it, or the default Hub model if cached."""
+    candidates = [os.environ.get(CHECKPOINT_VARIABLE, ""), *_LOCAL_CHECKPOINTS]
+    for candidate in candidates:
+        if candidate and Path(candidate).expanduser().exists():
+            return candidate
+    from huggingface_hub import try_to_load_from_cache
+
+    return DEFAULT_MODEL if isinstance(try_to_load_from_cache(DEFAULT_MODEL, "config.json"), str) else None
+
+
+def _random_model(model_class, config, device: torch.device, dtype_name: str):
+    torch.manual_seed(0)
+    with quiet_transformers():
+        model = model_class(config)
+    return model.to(device=device, dtype=DTYPES[dtype_name]).eval()
+
+
+def _made(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

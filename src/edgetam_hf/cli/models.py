@@ -1,0 +1,119 @@
+"""`--model`, `--device`, `--dtype`: where the command's model comes from and where it runs.
+
+`--model` is a folder (ours or transformers' EdgeTAM format), Meta's original `.pt`, or a Hub
+id. A Hub id is looked up in the local Hugging Face cache first; without it and without a
+network the command says so in one line instead of retrying for a minute.
+"""
+
+import contextlib
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+
+# transformers' conversion of Meta's released EdgeTAM checkpoint (loads into our classes).
+DEFAULT_MODEL = "yonigozlan/EdgeTAM-hf"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_LOCAL_SUFFIXES = (".pt", ".pth", ".safetensors", ".bin")
+
+
+def add_model_arguments(parser, model_help: str | None = None) -> None:
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=model_help
+        or f"a converted folder, Meta's original edgetam.pt, or a Hub id (default: {DEFAULT_MODEL})",
+    )
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps, ... (default: cuda when available)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="the model's dtype (default float32)")
+
+
+def device_from(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device: expected cpu, cuda, cuda:N, mps, ..., got {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: this torch build sees no CUDA device; use --device cpu")
+    return device
+
+
+def load_model(model_class, source: str, device: torch.device, dtype_name: str):
+    """`model_class.from_pretrained(source)` in eval mode on `device` / `dtype`, or a one-line ValueError."""
+    with quiet_transformers():
+        model = _from_pretrained(model_class, source)
+    return model.to(device=device, dtype=DTYPES[dtype_name]).eval()
+
+
+def _from_pretrained(model_class, source: str):
+    path = Path(source).expanduser()
+    if path.exists():
+        return model_class.from_pretrained(str(path))
+    if _looks_local(source):
+        raise ValueError(f"--model: no such file or folder: {source}")
+    with contextlib.suppress(OSError):
+        return model_class.from_pretrained(source, local_files_only=True)
+    if not _hub_reachable():
+        raise ValueError(
+            f"--model {source}: not in the Hugging Face cache and the Hub cannot be reached (offline); "
+            "pass --model PATH to Meta's edgetam.pt or to a converted folder"
+        )
+    try:
+        return model_class.from_pretrained(source)
+    except OSError as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"--model {source}: {first_line}") from None
+
+
+def _looks_local(source: str) -> bool:
+    """Paths the Hub could not hold (a Hub id is `name` or `owner/name`)."""
+    return source.endswith(_LOCAL_SUFFIXES) or source.startswith((".", "/", "~")) or source.count("/") > 1 or os.sep in source.replace("/", "")
+
+
+def _hub_reachable() -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """The commands print their own summary; transformers' loading bars and notes (e.g. that a
+    video checkpoint loads into the image model, which is intended) would bury it."""
+    from transformers.utils import logging as transformers_logging
+
+    was_enabled, verbosity = transformers_logging.is_progress_bar_enabled(), transformers_logging.get_verbosity()
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+        if was_enabled:
+            transformers_logging.enable_progress_bar()
+
+
+def processor_for(processor_class, model):
+    """`processor_class` (EdgeTamProcessor or EdgeTamVideoProcessor) sized for the model's input
+    square: 1024 for the released model, smaller for a model built from a smaller config."""
+    return processor_class(image_processor=image_processor_for(model), target_size=_input_side(model))
+
+
+def image_processor_for(model):
+    from ..image_processing import EdgeTamImageProcessor
+
+    side = _input_side(model)
+    return EdgeTamImageProcessor(size={"height": side, "width": side}, mask_size={"height": side // 4, "width": side // 4})
+
+
+def _input_side(model) -> int:
+    return model.config.prompt_encoder_config.image_size
