@@ -152,6 +152,14 @@ def test_track_reverse_with_max_frames(model_folder, frame_folder, tmp_path):
     assert json.loads((out / "scores.json").read_text())["direction"] == "reverse"
 
 
+def test_track_in_bfloat16_runs_under_autocast(model_folder, frame_folder, tmp_path):
+    out = tmp_path / "bf16"
+    assert run_cli(["track", frame_folder, "--model", model_folder, "--out", out, "--dtype", "bfloat16",
+                    *_prompts_for_two_objects()]) == 0
+    for frame_idx in range(NUM_FRAMES):
+        assert set(np.unique(_indexed_png(out / f"{frame_idx:05d}.png"))) <= {0, 1, 2}
+
+
 @pytest.mark.skipif(not has_av(), reason="PyAV (the video extra) is not installed")
 def test_track_an_mp4_writes_an_mp4_overlay(model_folder, tmp_path):
     import av
@@ -242,19 +250,32 @@ BAD_INPUTS = {
     "two boxes for one object": (["segment", "{frame}", "--box", "1,1,9,9", "--box", "2,2,8,8"], "already has a box"),
     "no prompt": (["segment", "{frame}"], "at least one prompt"),
     "missing checkpoint file": (["segment", "{frame}", "--point", "5,5", "--model", "{missing}/edgetam.pt"], "no such file"),
+    "unreadable image": (["segment", "{broken_video}", "--point", "5,5"], "cannot read"),
+    "no frames in the folder": (["track", "{missing_parent}", "--point", "5,5"], "no JPEG or PNG frames"),
+    "max frames 0": (["track", "{frames}", "--point", "5,5", "--max-frames", "0"], "--max-frames"),
+    "grid of 0 points": (["segment-everything", "{frame}", "--points-per-side", "0"], "--points-per-side"),
+    "unknown device": (["segment", "{frame}", "--point", "5,5", "--device", "gpu7"], "--device"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_is_one_line_on_stderr_and_a_nonzero_exit(case, model_folder, frame_folder, broken_video, tmp_path, capsys):
     argv, expected = BAD_INPUTS[case]
-    names = dict(missing=tmp_path / "missing", broken_video=broken_video, frame=frame_folder / "00000.png", frames=frame_folder)
+    names = dict(missing=tmp_path / "missing", missing_parent=tmp_path, broken_video=broken_video,
+                 frame=frame_folder / "00000.png", frames=frame_folder)
     argv = [part.format(**names) for part in argv]
     if "--model" not in argv:
         argv += ["--model", str(model_folder)]
     assert run_cli(argv) == 2
     captured = capsys.readouterr()
     assert captured.err.count("\n") == 1 and expected in captured.err and "Traceback" not in captured.err
+
+
+def test_an_mp4_without_pyav_says_how_to_get_it(model_folder, broken_video, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "av", None)  # import av raises ImportError
+    assert run_cli(["track", broken_video, "--point", "5,5", "--model", model_folder]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and 'pip install "edgetam-hf[video]"' in error
 
 
 def test_the_hub_default_offline_is_one_line_saying_how_to_point_at_a_file(frame_folder, tmp_path, monkeypatch, capsys):

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from .media import Video
-from .models import DEFAULT_MODEL, DTYPES, add_model_arguments, device_from, load_model, processor_for, quiet_transformers
+from .models import DEFAULT_MODEL, add_model_arguments, computing_in, device_from, load_model, processor_for, quiet_transformers
 from .prompts import POSITIVE, ObjectPrompt
 from .segment import segment_image, write_image_results
 from .track import track_video
@@ -22,6 +22,7 @@ RANDOM_WEIGHTS_BANNER = (
 )
 CHECKPOINT_VARIABLE = "EDGETAM_CHECKPOINT"
 _LOCAL_CHECKPOINTS = ("edgetam.pt", "checkpoints/edgetam.pt")  # where Meta's README puts it
+SAMPLE_CLIP_FPS = 8.0
 
 
 def add_demo_parser(commands) -> None:
@@ -43,39 +44,51 @@ def run_demo(args) -> int:
     from ..configuration import EdgeTamConfig, EdgeTamVideoConfig
     from ..modeling import EdgeTamModel
     from ..modeling_video import EdgeTamVideoModel
-    from ..processing import EdgeTamProcessor
-    from ..sample_media import SAMPLE_BOXES, SAMPLE_RECTANGLE_CLICK, render_sample_clip, render_sample_image
 
     device = device_from(args.device)
     source = args.model or find_checkpoint()
     if source is None:
         print(RANDOM_WEIGHTS_BANNER)
-        image_model = _random_model(EdgeTamModel, EdgeTamConfig(), device, args.dtype)
-        video_model = _random_model(EdgeTamVideoModel, EdgeTamVideoConfig(), device, args.dtype)
+        image_model = _random_model(EdgeTamModel, EdgeTamConfig(), device)
+        video_model = _random_model(EdgeTamVideoModel, EdgeTamVideoConfig(), device)
     else:
         print(f"model: {source}")
-        image_model = load_model(EdgeTamModel, source, device, args.dtype)
-        video_model = load_model(EdgeTamVideoModel, source, device, args.dtype)
+        image_model = load_model(EdgeTamModel, source, device)
+        video_model = load_model(EdgeTamVideoModel, source, device)
     about = {"model": source or "random weights (torch seed 0)", "random_weights": source is None}
     out_dir = Path(args.out)
 
-    image_prompts = [ObjectPrompt(obj_id, 0, box=box) for obj_id, box in enumerate(SAMPLE_BOXES, start=1)]
-    image = render_sample_image()
-    image.save(_made(out_dir / "image") / "input.png")
-    results = segment_image(image_model, processor_for(EdgeTamProcessor, image_model), image, image_prompts)
-    image_overlay = write_image_results(out_dir / "image", image, image_prompts, results, {"image": "sample", **about})
-
-    frames = render_sample_clip()
-    clip = Video(frames, [f"{index:05d}" for index in range(len(frames))], fps=8.0)
-    clip_prompts = [
-        ObjectPrompt(1, 0, box=SAMPLE_BOXES[0]),
-        ObjectPrompt(2, 0, points=[SAMPLE_RECTANGLE_CLICK], labels=[POSITIVE]),
-    ]
-    video_overlay = track_video(video_model, clip, clip_prompts, out_dir / "video", None, False, {"video": "sample clip", **about})
+    with computing_in(args.dtype, device):
+        image_overlay = _segment_sample_image(image_model, out_dir / "image", about)
+        video_overlay = _track_sample_clip(video_model, out_dir / "video", about)
     print(f"\nopen {image_overlay} and {video_overlay} to see the result")
     if source is None:
         print("(random weights: the masks are meaningless; see the note above)")
     return 0
+
+
+def _segment_sample_image(model, out_dir: Path, about: dict) -> Path:
+    from ..processing import EdgeTamProcessor
+    from ..sample_media import SAMPLE_BOXES, render_sample_image
+
+    prompts = [ObjectPrompt(obj_id, 0, box=box) for obj_id, box in enumerate(SAMPLE_BOXES, start=1)]
+    image = render_sample_image()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    image.save(out_dir / "input.png")
+    results = segment_image(model, processor_for(EdgeTamProcessor, model), image, prompts)
+    return write_image_results(out_dir, image, prompts, results, {"image": "sample image", **about})
+
+
+def _track_sample_clip(model, out_dir: Path, about: dict) -> Path:
+    from ..sample_media import SAMPLE_BOXES, SAMPLE_RECTANGLE_CLICK, render_sample_clip
+
+    frames = render_sample_clip()
+    clip = Video(frames, [f"{index:05d}" for index in range(len(frames))], fps=SAMPLE_CLIP_FPS)
+    prompts = [
+        ObjectPrompt(1, 0, box=SAMPLE_BOXES[0]),
+        ObjectPrompt(2, 0, points=[SAMPLE_RECTANGLE_CLICK], labels=[POSITIVE]),
+    ]
+    return track_video(model, clip, prompts, out_dir, None, False, {"video": "sample clip", **about})
 
 
 def find_checkpoint() -> str | None:
@@ -89,13 +102,8 @@ def find_checkpoint() -> str | None:
     return DEFAULT_MODEL if isinstance(try_to_load_from_cache(DEFAULT_MODEL, "config.json"), str) else None
 
 
-def _random_model(model_class, config, device: torch.device, dtype_name: str):
+def _random_model(model_class, config, device: torch.device):
     torch.manual_seed(0)
     with quiet_transformers():
         model = model_class(config)
-    return model.to(device=device, dtype=DTYPES[dtype_name]).eval()
-
-
-def _made(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return model.to(device).eval()

@@ -27,7 +27,13 @@ def add_model_arguments(parser, model_help: str | None = None) -> None:
         or f"a converted folder, Meta's original edgetam.pt, or a Hub id (default: {DEFAULT_MODEL})",
     )
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps, ... (default: cuda when available)")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="the model's dtype (default float32)")
+    parser.add_argument(
+        "--dtype",
+        choices=sorted(DTYPES),
+        default="float32",
+        help="compute dtype (default float32); bfloat16 / float16 run the float32 model under torch.autocast, "
+        "as the original's demos do",
+    )
 
 
 def device_from(name: str) -> torch.device:
@@ -42,11 +48,21 @@ def device_from(name: str) -> torch.device:
     return device
 
 
-def load_model(model_class, source: str, device: torch.device, dtype_name: str):
-    """`model_class.from_pretrained(source)` in eval mode on `device` / `dtype`, or a one-line ValueError."""
+def load_model(model_class, source: str, device: torch.device):
+    """`model_class.from_pretrained(source)` in eval mode on `device`, or a one-line ValueError."""
     with quiet_transformers():
         model = _from_pretrained(model_class, source)
-    return model.to(device=device, dtype=DTYPES[dtype_name]).eval()
+    return model.to(device).eval()
+
+
+def computing_in(dtype_name: str, device: torch.device):
+    """The context the model runs in: no gradients, and autocast for a reduced precision (the
+    original's video predictor keeps float32 weights and memories in bfloat16 the same way)."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.no_grad())
+    if DTYPES[dtype_name] != torch.float32:
+        stack.enter_context(torch.autocast(device.type, dtype=DTYPES[dtype_name]))
+    return stack
 
 
 def _from_pretrained(model_class, source: str):

@@ -11,7 +11,7 @@ from PIL import Image
 
 from .drawing import distinct_colors, draw_prompts, object_color, overlay_labels
 from .media import label_map, read_image, save_label_png
-from .models import add_model_arguments, device_from, image_processor_for, load_model, processor_for
+from .models import add_model_arguments, computing_in, device_from, image_processor_for, load_model, processor_for
 from .prompts import ObjectPrompt, add_prompt_arguments, check_inside, group_prompts
 
 
@@ -65,18 +65,18 @@ def run_segment(args) -> int:
     image = read_image(args.image)
     prompts = group_prompts(args.prompt_sequence)
     check_inside(prompts, *image.size)
-    model = load_model(EdgeTamModel, args.model, device_from(args.device), args.dtype)
-    results = segment_image(model, processor_for(EdgeTamProcessor, model), image, prompts)
+    device = device_from(args.device)
+    model = load_model(EdgeTamModel, args.model, device)
+    with computing_in(args.dtype, device):
+        results = segment_image(model, processor_for(EdgeTamProcessor, model), image, prompts)
     write_image_results(Path(args.out), image, prompts, results, {"image": args.image, "model": args.model})
     return 0
 
 
 def segment_image(model, processor, image: Image.Image, prompts: list[ObjectPrompt]) -> list[ObjectMask]:
     """Encodes the image once, then decodes each object's prompts."""
-    pixel_values = processor(images=image)["pixel_values"].to(model.device, model.dtype)
-    with torch.no_grad():
-        embeddings = model.get_image_embeddings(pixel_values)
-        return [_segment_object(model, processor, embeddings, prompt, image.size) for prompt in prompts]
+    embeddings = model.get_image_embeddings(processor(images=image)["pixel_values"].to(model.device))
+    return [_segment_object(model, processor, embeddings, prompt, image.size) for prompt in prompts]
 
 
 def _segment_object(model, processor, embeddings, prompt: ObjectPrompt, size: tuple[int, int]) -> ObjectMask:
@@ -138,9 +138,10 @@ def run_segment_everything(args) -> int:
     image = read_image(args.image)
     if args.points_per_side < 1 or args.points_per_batch < 1:
         raise ValueError("--points-per-side and --points-per-batch must be at least 1")
-    model = load_model(EdgeTamModel, args.model, device_from(args.device), args.dtype)
+    device = device_from(args.device)
+    model = load_model(EdgeTamModel, args.model, device)
     generator = pipeline("mask-generation", model=model, image_processor=image_processor_for(model))
-    with torch.no_grad():
+    with computing_in(args.dtype, device):
         outputs = generator(
             image,
             points_per_crop=args.points_per_side,

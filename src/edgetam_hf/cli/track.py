@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from .drawing import draw_prompts, object_color, overlay_labels
 from .media import OverlayVideoWriter, Video, label_map, read_video, save_label_png
-from .models import add_model_arguments, device_from, load_model, processor_for
+from .models import add_model_arguments, computing_in, device_from, load_model, processor_for
 from .prompts import ObjectPrompt, add_prompt_arguments, check_inside, group_prompts
 
 
@@ -45,8 +45,10 @@ def run_track(args) -> int:
     video = read_video(args.video, _frames_needed(prompts, args.max_frames, args.reverse))
     check_prompt_frames(prompts, len(video.frames))
     check_inside(prompts, *video.size, what="video frame")
-    model = load_model(EdgeTamVideoModel, args.model, device_from(args.device), args.dtype)
-    track_video(model, video, prompts, Path(args.out), args.max_frames, args.reverse, {"video": args.video, "model": args.model})
+    device = device_from(args.device)
+    model = load_model(EdgeTamVideoModel, args.model, device)
+    with computing_in(args.dtype, device):
+        track_video(model, video, prompts, Path(args.out), args.max_frames, args.reverse, {"video": args.video, "model": args.model})
     return 0
 
 
@@ -74,7 +76,7 @@ def track_video(
 
     processor = processor_for(EdgeTamVideoProcessor, model)
     session = processor.init_video_session(
-        video=video.frames, inference_device=model.device, video_storage_device="cpu", dtype=model.dtype
+        video=video.frames, inference_device=model.device, video_storage_device="cpu"
     )
     _add_prompts(model, processor, session, prompts)
     prompted_frames = [prompt.frame_idx for prompt in prompts]
