@@ -75,6 +75,17 @@ def tiny_processor() -> EdgeTamVideoProcessor:
     return EdgeTamVideoProcessor(target_size=TINY_IMAGE_SIZE)
 
 
+@pytest.fixture(scope="module")
+def model() -> EdgeTamVideoModel:
+    """The tiny model, shared by a test module (tests that change weights build their own)."""
+    return tiny_model()
+
+
+@pytest.fixture(scope="module")
+def processor() -> EdgeTamVideoProcessor:
+    return tiny_processor()
+
+
 @functools.cache
 def _video_array() -> np.ndarray:
     """(NUM_FRAMES, 96, 128, 3) uint8: three coloured ellipses drifting over a shaded background."""

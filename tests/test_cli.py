@@ -188,7 +188,7 @@ def test_track_an_mp4_writes_an_mp4_overlay(model_folder, tmp_path):
 def test_demo_with_random_weights_says_so_and_writes_overlays(tmp_path, monkeypatch, capsys):
     """The no-checkpoint branch, on tiny configs (the released size takes a minute on 2 cores)."""
     from _video_tiny import tiny_video_config
-    from test_modeling import tiny_config
+    from _image_tiny import tiny_config
 
     monkeypatch.chdir(tmp_path)  # no ./edgetam.pt
     monkeypatch.delenv("EDGETAM_CHECKPOINT", raising=False)

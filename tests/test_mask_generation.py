@@ -29,9 +29,9 @@ import edgetam_hf
 from edgetam_hf import EdgeTamConfig, EdgeTamImageProcessor, EdgeTamModel, EdgeTamProcessor, EdgeTamVideoConfig
 from edgetam_hf import mask_generation
 from edgetam_hf.weights import load_original_state_dict, read_original_checkpoint
-from _transformers_edgetam import randomise_, require_transformers_edgetam
+from _image_tiny import TINY_IMAGE_SIZE, tiny_config, tiny_image_model
+from _transformers_edgetam import require_transformers_edgetam
 
-TINY_IMAGE_SIZE = 256  # image embedding 16x16, masks 64x64
 # Random weights predict IoUs of ~0.3-0.55 and noisy masks: the original's filters (0.8, 0.95)
 # would keep nothing, so the tests lower them.
 NO_FILTERS = {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
@@ -46,15 +46,6 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_config() -> EdgeTamConfig:
-    hidden = 32
-    return EdgeTamConfig(
-        vision_config={"backbone_embed_dims": [16, 16, 32, 32], "backbone_depths": [1, 1, 1, 1], "fpn_hidden_size": hidden},
-        prompt_encoder_config={"hidden_size": hidden, "image_size": TINY_IMAGE_SIZE},
-        mask_decoder_config={"hidden_size": hidden, "mlp_dim": 64, "num_attention_heads": 2, "iou_head_hidden_dim": 32},
-    )
-
-
 def tiny_image_processor() -> EdgeTamImageProcessor:
     return EdgeTamImageProcessor(
         size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE}, mask_size={"height": 64, "width": 64}
@@ -63,14 +54,7 @@ def tiny_image_processor() -> EdgeTamImageProcessor:
 
 @pytest.fixture(scope="module")
 def tiny_model() -> EdgeTamModel:
-    torch.manual_seed(0)
-    model = EdgeTamModel(tiny_config()).eval()
-    randomise_(model, torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):  # a variance must stay positive
-                module.running_var.uniform_(0.5, 1.5)
-    return model
+    return tiny_image_model()
 
 
 @pytest.fixture(scope="module")

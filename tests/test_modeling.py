@@ -6,36 +6,13 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from edgetam_hf import EdgeTamConfig, EdgeTamModel, EdgeTamProcessor
-from _transformers_edgetam import randomise_, randomised_transformers_edgetam
-
-TINY_IMAGE_SIZE = 256  # image embedding 16x16, masks 64x64
-
-
-def tiny_config(**overrides) -> EdgeTamConfig:
-    hidden = 32
-    return EdgeTamConfig(
-        vision_config={"backbone_embed_dims": [16, 16, 32, 32], "backbone_depths": [1, 1, 1, 1], "fpn_hidden_size": hidden},
-        prompt_encoder_config={"hidden_size": hidden, "image_size": TINY_IMAGE_SIZE},
-        mask_decoder_config={
-            "hidden_size": hidden,
-            "mlp_dim": 64,
-            "num_attention_heads": 2,
-            "iou_head_hidden_dim": 32,
-        },
-        **overrides,
-    )
+from _image_tiny import TINY_IMAGE_SIZE, tiny_image_model
+from _transformers_edgetam import randomised_transformers_edgetam
 
 
 @pytest.fixture(scope="module")
 def tiny_model() -> EdgeTamModel:
-    torch.manual_seed(0)
-    model = EdgeTamModel(tiny_config()).eval()
-    randomise_(model, torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):  # a variance must stay positive
-                module.running_var.uniform_(0.5, 1.5)
-    return model
+    return tiny_image_model()
 
 
 def _pixels(batch: int = 1, seed: int = 0) -> torch.Tensor:

@@ -3,21 +3,11 @@
 import numpy as np
 import pytest
 
-from _video_tiny import VIDEO_HEIGHT, VIDEO_WIDTH, tiny_model, tiny_processor, video_frames
-from _video_tiny import single_thread  # noqa: F401  (an autouse fixture)
+from _video_tiny import VIDEO_HEIGHT, VIDEO_WIDTH, video_frames
+from _video_tiny import model, processor, single_thread  # noqa: F401  (fixtures)
 
 POINT = [[[[20.0, 30.0]]]]
 LABEL = [[[1]]]
-
-
-@pytest.fixture(scope="module")
-def model():
-    return tiny_model()
-
-
-@pytest.fixture(scope="module")
-def processor():
-    return tiny_processor()
 
 
 @pytest.fixture

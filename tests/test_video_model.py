@@ -1,28 +1,17 @@
 """EdgeTamVideoModel on a tiny config: many objects, objects joining and leaving, reverse and
 streamed tracking, mask prompts, corrections, memory precision, feature cache, default config."""
 
-import pytest
 import torch
 
 from _video_reference import _transformers_video_model
-from _video_tiny import NUM_FRAMES, VIDEO_HEIGHT, VIDEO_WIDTH, object_centre, tiny_model, tiny_processor, video_frames
-from _video_tiny import single_thread  # noqa: F401  (an autouse fixture)
+from _video_tiny import NUM_FRAMES, VIDEO_HEIGHT, VIDEO_WIDTH, object_centre, tiny_model, video_frames
+from _video_tiny import model, processor, single_thread  # noqa: F401  (fixtures)
 from edgetam_hf.configuration import EdgeTamVideoConfig
 from edgetam_hf.modeling_video import EdgeTamVideoModel
 from edgetam_hf.video.hole_filling import fill_holes
 
 # Objects tracked in different batches (or a different number of them) may round differently.
 BATCH_TOLERANCE = dict(rtol=0, atol=1e-4)
-
-
-@pytest.fixture(scope="module")
-def model():
-    return tiny_model()
-
-
-@pytest.fixture(scope="module")
-def processor():
-    return tiny_processor()
 
 
 def _session(processor, frames=None, **kwargs):
