@@ -8,6 +8,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from edgetam_hf import EdgeTamConfig, EdgeTamModel, EdgeTamProcessor
 from _image_tiny import TINY_IMAGE_SIZE, tiny_image_model
 from _transformers_edgetam import randomised_transformers_edgetam
+from _tolerance import assert_same_float32, assert_same_logits
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +57,8 @@ def test_embedding_reuse_equals_full_forward(tiny_model):
     full = tiny_model(pixel_values=pixels, input_boxes=boxes)
     embeddings = tiny_model.get_image_embeddings(pixels)
     reused = tiny_model(image_embeddings=embeddings, input_boxes=boxes)
-    torch.testing.assert_close(reused.pred_masks, full.pred_masks, rtol=0, atol=0)
-    torch.testing.assert_close(reused.iou_scores, full.iou_scores, rtol=0, atol=0)
+    assert_same_logits(reused.pred_masks, full.pred_masks)
+    assert_same_logits(reused.iou_scores, full.iou_scores)
 
 
 @torch.no_grad()
@@ -85,12 +86,8 @@ def test_batched_images_with_different_object_counts_equal_separate_calls(tiny_m
             input_labels=alone["input_labels"],
         )
         num_objects = len(points[image_index])
-        torch.testing.assert_close(
-            batched.pred_masks[image_index, :num_objects], separate.pred_masks[0], rtol=1e-5, atol=1e-5
-        )
-        torch.testing.assert_close(
-            batched.iou_scores[image_index, :num_objects], separate.iou_scores[0], rtol=1e-5, atol=1e-5
-        )
+        assert_same_logits(batched.pred_masks[image_index, :num_objects], separate.pred_masks[0])
+        assert_same_logits(batched.iou_scores[image_index, :num_objects], separate.iou_scores[0])
 
 
 @torch.no_grad()
@@ -115,8 +112,8 @@ def test_sdpa_and_eager_attention_agree(tiny_model, tmp_path):
     points = _points([[[[60.0, 70.0]]]])
     expected = tiny_model(pixel_values=_pixels(), input_points=points)
     actual = eager(pixel_values=_pixels(), input_points=points)
-    torch.testing.assert_close(actual.pred_masks, expected.pred_masks, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(actual.iou_scores, expected.iou_scores, rtol=1e-4, atol=1e-4)
+    assert_same_logits(actual.pred_masks, expected.pred_masks)
+    assert_same_logits(actual.iou_scores, expected.iou_scores)
 
 
 @torch.no_grad()
@@ -127,12 +124,8 @@ def test_save_and_load_round_trip(tiny_model, tmp_path):
     for name, tensor in tiny_model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], tensor), name
     points = _points([[[[60.0, 70.0]]]])
-    torch.testing.assert_close(
-        loaded(pixel_values=_pixels(), input_points=points).pred_masks,
-        tiny_model(pixel_values=_pixels(), input_points=points).pred_masks,
-        rtol=0,
-        atol=0,
-    )
+    expected = tiny_model(pixel_values=_pixels(), input_points=points).pred_masks
+    assert_same_logits(loaded(pixel_values=_pixels(), input_points=points).pred_masks, expected)
 
 
 def _architecture(config_dict: dict) -> dict:
@@ -192,11 +185,11 @@ def test_transformers_checkpoint_loads_and_gives_the_same_outputs():
     with sdpa_kernel(SDPBackend.MATH):
         reference_embeddings = reference.get_image_embeddings(pixels)
         for expected, actual in zip(reference_embeddings, embeddings):
-            torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+            assert_same_float32(actual, expected)
         for prompt in prompts.values():
             for multimask_output in (True, False):
                 expected = reference(image_embeddings=reference_embeddings, multimask_output=multimask_output, **prompt)
                 actual = ours(image_embeddings=embeddings, multimask_output=multimask_output, **prompt)
-                torch.testing.assert_close(actual.pred_masks, expected.pred_masks, rtol=0, atol=1e-5)
-                torch.testing.assert_close(actual.iou_scores, expected.iou_scores, rtol=1e-5, atol=1e-5)
-                torch.testing.assert_close(actual.object_score_logits, expected.object_score_logits, rtol=1e-5, atol=1e-5)
+                assert_same_logits(actual.pred_masks, expected.pred_masks)
+                assert_same_logits(actual.iou_scores, expected.iou_scores)
+                assert_same_logits(actual.object_score_logits, expected.object_score_logits)
