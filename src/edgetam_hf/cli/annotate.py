@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .annotate_jobs import Prompt, VideoJob, davis_jobs, first_mask_prompts, manifest_jobs, parse_video_names, prompt_mask
-from .media import label_map, read_video, save_label_png
+from .media import read_video, save_label_png
 from .models import add_model_arguments, computing_in, device_from, load_model, processor_for
 from .prompts import check_inside
 
@@ -103,9 +103,21 @@ def annotate_video(model, processor, job: VideoJob, out_dir: Path, progress: tqd
         progress.update(1)
     for output in model.propagate_in_video_iterator(session, start_frame_idx=start):
         logits = processor.post_process_masks([output.pred_masks.float().cpu()], [[height, width]], binarize=False)[0]
-        save_label_png(label_map(logits[:, 0], output.object_ids), out_dir / f"{video.names[output.frame_idx]}.png")
+        save_label_png(lowest_id_on_top(logits[:, 0] > 0, output.object_ids), out_dir / f"{video.names[output.frame_idx]}.png")
         progress.update(1)
     return {"frames": len(video.frames), "objects": sorted({prompt.obj_id for prompt in prompts})}
+
+
+def lowest_id_on_top(object_masks: torch.Tensor, obj_ids: list[int]) -> np.ndarray:
+    """(num_objects, height, width) bool -> (height, width) uint8 ids, the lowest id taking a pixel
+    several objects claim, as SAM 2's tools/vos_inference.py writes VOS results. Unlike `track`'s
+    most-confident-wins, this reads only each mask's sign, so float noise between machines or
+    thread counts (which moves logits by ~1e-6) cannot hand a pixel from one object to another
+    where two objects' logits are close."""
+    labels = np.zeros(object_masks.shape[-2:], dtype=np.uint8)
+    for row in sorted(range(len(obj_ids)), key=lambda r: obj_ids[r], reverse=True):
+        labels[object_masks[row].numpy()] = obj_ids[row]
+    return labels
 
 
 def _add_prompts(model, processor, session, prompts: list[Prompt], size: tuple[int, int], davis: bool) -> None:
