@@ -80,6 +80,8 @@ def evaluate_folders(
     of GT_ROOT (or `videos`), `workers` videos at a time in separate processes."""
     gt_root, pred_root = Path(gt_root), Path(pred_root)
     videos = list_videos(gt_root, videos)
+    if not pred_root.is_dir():
+        raise ValueError(f"{pred_root}: no such folder of predictions")
     for video in videos:
         if not (pred_root / video).is_dir():
             raise ValueError(f"{pred_root / video}: no predictions for video {video!r} of {gt_root}")
