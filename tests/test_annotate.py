@@ -207,6 +207,7 @@ def test_manifest_of_clicks_boxes_and_mask_files(dataset, model_folder, tmp_path
     assert region_similarity(third == 3, truth == 3) > 0.5
 
 
+@pytest.mark.slow
 def test_two_accelerate_processes_write_the_single_process_masks(baseline, dataset, model_folder, tmp_path):
     """`accelerate launch` with two CPU processes (torchrun underneath; accelerate's own `--cpu`
     launcher starts one process only, see docs/annotate.md)."""

@@ -69,7 +69,9 @@ def _runs_on_cpu(device_name: str) -> bool:
     started on a machine with no accelerator would each believe they are alone and all do every video."""
     from accelerate.utils import parse_flag_from_env
 
-    return parse_flag_from_env("ACCELERATE_USE_CPU") or device_name == "cpu" or torch.accelerator.current_accelerator() is None
+    accelerator_api = getattr(torch, "accelerator", None)  # torch >= 2.6
+    has_accelerator = accelerator_api.current_accelerator() is not None if accelerator_api else torch.cuda.is_available()
+    return parse_flag_from_env("ACCELERATE_USE_CPU") or device_name == "cpu" or not has_accelerator
 
 
 def _jobs_from(args) -> list[VideoJob]:

@@ -124,10 +124,8 @@ def _annotate_into_place(job: VideoJob, out_root: Path, annotate_one: AnnotateOn
     marker = {**facts, "seconds": round(time.perf_counter() - started, 3), "process": rank}
     (partial / DONE_MARKER).write_text(json.dumps(marker))
     final = out_root / job.name
-    if final.exists():  # a folder without a marker: not ours to keep
-        stale = partial.with_name(f"{job.name}.stale")
-        final.rename(stale)
-        shutil.rmtree(stale)
+    if final.exists():  # a folder without a marker is no finished result: replaced
+        shutil.rmtree(final)
     partial.rename(final)
     return facts["frames"]
 

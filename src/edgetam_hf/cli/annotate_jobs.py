@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluation.davis import read_label_png
+from ..evaluation.davis import list_videos, read_label_png
 from .media import FRAME_EXTENSIONS, Video
 from .prompts import MAX_OBJECT_ID, NEGATIVE, POSITIVE, ObjectPrompt
 
@@ -49,9 +49,7 @@ def davis_jobs(frames_root: Path, masks_root: Path, videos: list[str] | None) ->
         if not root.is_dir():
             raise ValueError(f"{argument}: no such folder: {root}")
     if videos is None:
-        videos = sorted(entry.name for entry in masks_root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
-        if not videos:
-            raise ValueError(f"--masks: {masks_root} holds no video folders (expected {masks_root}/<video>/<frame>.png)")
+        videos = list_videos(masks_root)
     jobs = []
     for video in videos:
         frame_dir, mask_dir = frames_root / video, masks_root / video
