@@ -5,8 +5,10 @@ exits with status 2; see docs/getting_started.md."""
 import argparse
 import sys
 
+from .annotate import add_annotate_parser
 from .convert import add_convert_parser
 from .demo import add_demo_parser
+from .evaluate import add_evaluate_parser
 from .segment import add_segment_parsers
 from .track import add_track_parser
 
@@ -27,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_track_parser(commands)
     add_demo_parser(commands)
     add_convert_parser(commands)
+    add_annotate_parser(commands)
+    add_evaluate_parser(commands)
     return parser
 
 
