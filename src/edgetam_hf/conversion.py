@@ -137,8 +137,7 @@ def convert_checkpoint(
         checkpoint_sha256=_sha256(checkpoint_path),
     )
     with _staging_dir(output_dir) as staging:
-        converted.save_pretrained(staging)
-        _processor().save_pretrained(staging)
+        save_model_folder(converted, staging)
         if verify:
             result.verification = verify_folder(staging, original, checkpoint_path)
             if not result.verification.passed:
@@ -163,10 +162,22 @@ def _converted_model(model: str, original: dict[str, torch.Tensor]):
     return converted.eval()
 
 
-def _processor():
+def save_model_folder(model, folder) -> None:
+    """`model.save_pretrained(folder)` with the processor its Auto classes name (the video processor for
+    the video model), every file readable by all as `save_pretrained` leaves the config."""
+    from .modeling_video import EdgeTamVideoModel
     from .processing import EdgeTamProcessor
+    from .video_processing import EdgeTamVideoProcessor
 
-    return EdgeTamProcessor()
+    model.save_pretrained(folder)
+    processor_class = EdgeTamVideoProcessor if isinstance(model, EdgeTamVideoModel) else EdgeTamProcessor
+    processor_class().save_pretrained(folder)
+    # safetensors' writer creates the weights file private to the user (0600); give it the mode
+    # that config.json got from the umask, so a shared or served folder is readable throughout.
+    config_mode = (Path(folder) / "config.json").stat().st_mode & 0o777
+    for path in Path(folder).iterdir():
+        if path.is_file():
+            path.chmod(config_mode)
 
 
 def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
