@@ -401,7 +401,15 @@ def model_card(result: ConversionResult, repo_id: str | None = None) -> str:
         "outputs = model(**inputs)  # 3 masks per box, with IoU scores\n"
         'masks = processor.post_process_masks(outputs.pred_masks, inputs["original_sizes"])[0]\n'
         "```",
-        "## Use with transformers",
+        "## Auto classes and the pipeline",
+        "With edgetam-hf installed, transformers' Auto classes load this folder without importing it "
+        "(`trust_remote_code=True` runs the small `edgetam_hf_classes.py` here, which imports edgetam-hf):",
+        "```python\n"
+        "from transformers import AutoModel, pipeline\n\n"
+        f'model = AutoModel.from_pretrained("{model_id}", trust_remote_code=True)\n'
+        f'generator = pipeline("mask-generation", model="{model_id}", trust_remote_code=True)\n'
+        "```",
+        "## Use with transformers' own EdgeTAM classes",
         "The weight names are transformers' EdgeTam names and config.json describes the model in its "
         "vocabulary, so transformers' own classes load this folder too "
         f'(`transformers.EdgeTamModel.from_pretrained("{model_id}")`, which logs that the model types differ). '
