@@ -141,7 +141,8 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
                 the processor returns them from image pixels; coordinates outside it are refused.
             input_labels: `(batch, num_objects, num_points)`: 1 foreground, 0 background, -1 padding.
                 Defaults to all 1 when points are given.
-            input_boxes: `(batch, num_objects, 4)` as (x0, y0, x1, y1) in the 1024x1024 input frame.
+            input_boxes: `(batch, num_objects, 4)` as (x0, y0, x1, y1) in the 1024x1024 input frame (the
+                processor's output, as for points).
             input_masks: `(batch, num_objects, 256, 256)` low-resolution mask logits (e.g. an earlier
                 `pred_masks` entry) as a dense prompt.
             image_embeddings: the list returned by `get_image_embeddings`.
@@ -160,9 +161,8 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         batch_size = image_embeddings[-1].shape[0]
         points, labels, num_objects = _checked_prompts(input_points, input_labels, input_boxes, input_masks, batch_size)
         _check_in_input_frame(points, labels, input_boxes, self.config.prompt_encoder_config.image_size)
-        dense_mask_prompt = _mask_prompt(input_masks, batch_size, num_objects, self.prompt_encoder.mask_input_size)
-        if dense_mask_prompt is not None:
-            dense_mask_prompt = dense_mask_prompt.to(self.dtype)
+        mask_input_size = self.prompt_encoder.mask_input_size
+        dense_mask_prompt = _mask_prompt(input_masks, batch_size, num_objects, mask_input_size, self.dtype)
 
         sparse_embeddings, dense_embeddings = self.prompt_encoder(
             input_points=points, input_labels=labels, input_boxes=input_boxes, input_masks=dense_mask_prompt
@@ -248,14 +248,14 @@ def _check_in_input_frame(points, labels, boxes, image_size: int) -> None:
             )
 
 
-def _mask_prompt(input_masks, batch_size, num_objects, mask_input_size):
+def _mask_prompt(input_masks, batch_size, num_objects, mask_input_size, dtype: torch.dtype):
     """`input_masks` (batch, num_objects, 256, 256) -> the prompt encoder's (batch * num_objects, 1, 256, 256)."""
     if input_masks is None:
         return None
     expected_shape = (batch_size, num_objects, *mask_input_size)
     description = f"(batch, num_objects, {mask_input_size[0]}, {mask_input_size[1]})"
     _check_shape("input_masks", input_masks, expected_shape, description)
-    return input_masks.reshape(batch_size * num_objects, 1, *mask_input_size)
+    return input_masks.reshape(batch_size * num_objects, 1, *mask_input_size).to(dtype)
 
 
 def _check_shape(name: str, tensor, expected: tuple, description: str) -> None:
