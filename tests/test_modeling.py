@@ -234,6 +234,14 @@ def test_reduced_precision_model_takes_the_processors_float32_inputs(tiny_model,
     torch.testing.assert_close(outputs.pred_masks.float(), expected.pred_masks, rtol=0, atol=logit_tolerance)
 
 
+def test_saved_weights_are_as_readable_as_the_config(tiny_model, tmp_path):
+    import stat
+
+    tiny_model.save_pretrained(tmp_path)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in tmp_path.iterdir()}
+    assert modes["model.safetensors"] == modes["config.json"], modes
+
+
 @torch.no_grad()
 def test_prompts_in_image_pixels_are_refused_naming_the_processor(tiny_model):
     embeddings = tiny_model.get_image_embeddings(_pixels())

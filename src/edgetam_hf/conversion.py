@@ -164,7 +164,7 @@ def _converted_model(model: str, original: dict[str, torch.Tensor]):
 
 def save_model_folder(model, folder) -> None:
     """`model.save_pretrained(folder)` with the processor its Auto classes name (the video processor for
-    the video model), every file readable by all as `save_pretrained` leaves the config."""
+    the video model)."""
     from .modeling_video import EdgeTamVideoModel
     from .processing import EdgeTamProcessor
     from .video_processing import EdgeTamVideoProcessor
@@ -172,12 +172,6 @@ def save_model_folder(model, folder) -> None:
     model.save_pretrained(folder)
     processor_class = EdgeTamVideoProcessor if isinstance(model, EdgeTamVideoModel) else EdgeTamProcessor
     processor_class().save_pretrained(folder)
-    # safetensors' writer creates the weights file private to the user (0600); give it the mode
-    # that config.json got from the umask, so a shared or served folder is readable throughout.
-    config_mode = (Path(folder) / "config.json").stat().st_mode & 0o777
-    for path in Path(folder).iterdir():
-        if path.is_file():
-            path.chmod(config_mode)
 
 
 def _check_output_dir(output_dir: Path, overwrite: bool) -> None:

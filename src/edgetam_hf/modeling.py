@@ -1,6 +1,7 @@
 """The PreTrainedModel classes: the shared base and the image model `EdgeTamModel`."""
 
 import logging
+import os
 
 import torch
 from torch import nn
@@ -39,6 +40,18 @@ class EdgeTamPreTrainedModel(WritesItsOwnAutoMap, PreTrainedModel):
         from .loading import load_pretrained
 
         return load_pretrained(cls, super().from_pretrained, pretrained_model_name_or_path, *model_args, **kwargs)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        super().save_pretrained(save_directory, *args, **kwargs)
+        # The weights file is created private to the user (0600), unlike the config next to it; give
+        # it config.json's mode (from the umask) so that a shared or served folder is readable throughout.
+        config_path = os.path.join(save_directory, "config.json")
+        if not os.path.isfile(config_path):  # save_config=False
+            return
+        config_mode = os.stat(config_path).st_mode & 0o777
+        for name in os.listdir(save_directory):
+            if name.endswith(".safetensors") or name.endswith(".safetensors.index.json"):
+                os.chmod(os.path.join(save_directory, name), config_mode)
 
     def set_attn_implementation(self, attn_implementation):
         super().set_attn_implementation(attn_implementation)
