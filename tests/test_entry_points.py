@@ -136,9 +136,3 @@ def test_without_the_package_installed_transformers_names_it(default_folder, tmp
     _, stderr = process.communicate(timeout=600)
     assert process.returncode != 0
     assert "edgetam_hf" in stderr and "pip install" in stderr
-
-
-def test_the_video_model_refuses_an_image_folder_saying_how_to_convert(tmp_path):
-    EdgeTamConfig().save_pretrained(tmp_path)
-    with pytest.raises(ValueError, match="image model only.*edgetam-hf convert"):
-        EdgeTamVideoModel.from_pretrained(tmp_path)

@@ -136,11 +136,11 @@ def test_save_and_load_round_trip(tiny_model, tmp_path):
 
 
 def _architecture(config_dict: dict) -> dict:
-    """A config's fields without the bookkeeping that saving and loading sets (path, dtype)."""
+    """A config's fields without the bookkeeping that saving and loading sets (path, dtype, auto_map)."""
     return {
         key: _architecture(value) if isinstance(value, dict) else value
         for key, value in config_dict.items()
-        if key not in ("_name_or_path", "dtype")
+        if key not in ("_name_or_path", "dtype", "auto_map")
     }
 
 
