@@ -59,6 +59,44 @@ def _indexed_png(path: Path) -> np.ndarray:
 # ---------------------------------------------------------------------------- segment
 
 
+def test_a_reused_out_folder_keeps_no_stale_masks(model_folder, frame_folder, tmp_path):
+    """A second run with fewer objects removes the masks the first run listed, and nothing else."""
+    out = tmp_path / "segment"
+    common = ["segment", frame_folder / "00000.png", "--model", model_folder, "--device", "cpu", "--out", out]
+    assert run_cli([*common, *_prompts_for_two_objects()]) == 0
+    assert (out / "mask_2.png").is_file()
+    (out / "notes.txt").write_text("the user's own file")
+    x, y = object_centre(1, 0)
+    assert run_cli([*common, "--point", f"{x},{y}"]) == 0
+    assert sorted(path.name for path in out.iterdir()) == ["mask_1.png", "masks.png", "notes.txt", "overlay.png", "scores.json"]
+
+
+def test_track_with_an_image_only_folder_says_how_to_convert(frame_folder, tmp_path, capsys):
+    from _image_tiny import tiny_image_model
+
+    folder = tmp_path / "image_only"
+    tiny_image_model().save_pretrained(folder)
+    capsys.readouterr()  # saving's progress bar
+    assert run_cli(["track", frame_folder, "--point", "10,10", "--model", folder, "--out", tmp_path / "out"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "image model only" in error and "edgetam-hf convert" in error
+
+
+def test_top_level_help_imports_no_command(monkeypatch, capsys):
+    """`edgetam-hf --help` lists the commands from the table alone (their modules import torch)."""
+    import importlib
+
+    from edgetam_hf import cli
+
+    imported = []
+    monkeypatch.setattr(importlib, "import_module", lambda name, *args: imported.append(name))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0 and imported == []
+    help_text = capsys.readouterr().out
+    assert all(name in help_text for name in cli.COMMANDS)
+
+
 def test_segment_writes_the_masks_the_api_computes(model_folder, frame_folder, tmp_path):
     out = tmp_path / "segment"
     image_path = frame_folder / "00000.png"

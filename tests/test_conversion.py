@@ -59,7 +59,11 @@ def _entries(folder: Path) -> list[str]:
 
 def test_folder_has_weights_config_processor_and_model_card(converted):
     folder = converted.output_dir
-    assert {"config.json", "model.safetensors", "processor_config.json", "README.md"} <= set(_entries(folder))
+    assert {"config.json", "model.safetensors", "processor_config.json", "README.md", "edgetam_hf_classes.py"} <= set(
+        _entries(folder)
+    )
+    assert len({(folder / name).stat().st_mode for name in _entries(folder)}) == 1  # weights 644 like the rest
+    assert json.loads((folder / "processor_config.json").read_text())["processor_class"] == "EdgeTamVideoProcessor"
     assert _entries(folder.parent) == [folder.name]  # no temporary folder left next to it
 
     config = json.loads((folder / "config.json").read_text())
@@ -73,6 +77,7 @@ def test_folder_has_weights_config_processor_and_model_card(converted):
     assert "arxiv:2501.07256" in card.data.tags
     assert "https://arxiv.org/abs/2501.07256" in card.text
     assert converted.checkpoint_sha256 in card.text
+    assert 'pipeline("mask-generation", model=' in card.text and "trust_remote_code=True" in card.text
 
 
 def test_keys_shapes_and_parameter_count(converted, original_state_dict):

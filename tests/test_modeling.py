@@ -65,7 +65,7 @@ def test_embedding_reuse_equals_full_forward(tiny_model):
 def test_batched_images_with_different_object_counts_equal_separate_calls(tiny_model):
     """Two images, two objects and one object: the processor pads the second image with an
     all-padding object; every real object equals its image run alone."""
-    processor = EdgeTamProcessor(image_processor=None)
+    processor = EdgeTamProcessor(target_size=TINY_IMAGE_SIZE)  # the tiny model reads a 256 frame
     sizes = [[TINY_IMAGE_SIZE, TINY_IMAGE_SIZE]] * 2
     points = [[[[30, 40]], [[150, 60]]], [[[90, 200]]]]
     labels = [[[1], [1]], [[1]]]
@@ -129,11 +129,11 @@ def test_save_and_load_round_trip(tiny_model, tmp_path):
 
 
 def _architecture(config_dict: dict) -> dict:
-    """A config's fields without the bookkeeping that saving and loading sets (path, dtype)."""
+    """A config's fields without the bookkeeping that saving and loading sets (path, dtype, auto_map)."""
     return {
         key: _architecture(value) if isinstance(value, dict) else value
         for key, value in config_dict.items()
-        if key not in ("_name_or_path", "dtype")
+        if key not in ("_name_or_path", "dtype", "auto_map")
     }
 
 
@@ -193,3 +193,60 @@ def test_transformers_checkpoint_loads_and_gives_the_same_outputs():
                 assert_same_logits(actual.pred_masks, expected.pred_masks)
                 assert_same_logits(actual.iou_scores, expected.iou_scores)
                 assert_same_logits(actual.object_score_logits, expected.object_score_logits)
+
+
+# ------------------------------------------------------------------------------ what a new user passes
+
+
+def _tiny_processor() -> EdgeTamProcessor:
+    from edgetam_hf.cli.models import image_processor_for
+
+    return EdgeTamProcessor(image_processor_for(tiny_image_model()), target_size=TINY_IMAGE_SIZE)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@torch.no_grad()
+def test_reduced_precision_model_takes_the_processors_float32_inputs(tiny_model, dtype):
+    processor = _tiny_processor()
+    image = (torch.rand(3, 60, 80, generator=torch.Generator().manual_seed(3)) * 255).to(torch.uint8)
+    inputs = processor(images=image, input_points=[[[[20, 30]]]], input_boxes=[[[5, 5, 50, 40]]],
+                       input_masks=torch.zeros(1, 1, TINY_IMAGE_SIZE // 4, TINY_IMAGE_SIZE // 4))
+    assert inputs["pixel_values"].dtype == torch.float32
+    reduced = tiny_image_model().to(dtype)
+    outputs = reduced(**inputs)
+    reused = reduced(image_embeddings=tiny_model.get_image_embeddings(inputs["pixel_values"]), input_boxes=inputs["input_boxes"])
+    expected = tiny_model(**inputs)
+    assert outputs.pred_masks.dtype == dtype and reused.pred_masks.dtype == dtype
+    # float16 / bfloat16 keep 11 / 8 significant bits. Measured on the tiny model: IoU scores (~0.45)
+    # move by <1 unit of the last place (eps) and mask logits by ~12 eps x their largest magnitude
+    # (rounding through ~20 layers); the tolerances leave a margin of 4 and ~1.4.
+    eps = torch.finfo(dtype).eps
+    iou_tolerance = 4 * eps * max(1.0, expected.iou_scores.abs().max().item())
+    logit_tolerance = 16 * eps * expected.pred_masks.abs().max().item()
+    torch.testing.assert_close(outputs.iou_scores.float(), expected.iou_scores, rtol=0, atol=iou_tolerance)
+    torch.testing.assert_close(outputs.pred_masks.float(), expected.pred_masks, rtol=0, atol=logit_tolerance)
+
+
+def test_saved_weights_are_as_readable_as_the_config(tiny_model, tmp_path):
+    import stat
+
+    tiny_model.save_pretrained(tmp_path)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in tmp_path.iterdir()}
+    assert modes["model.safetensors"] == modes["config.json"], modes
+
+
+@torch.no_grad()
+def test_prompts_in_image_pixels_are_refused_naming_the_processor(tiny_model):
+    embeddings = tiny_model.get_image_embeddings(_pixels())
+    beyond_the_frame = _points([[[10.0, 20.0, TINY_IMAGE_SIZE + 300.0, 140.0]]])  # a 1800-wide photo's pixels
+    with pytest.raises(ValueError, match=r"input_boxes .* outside the model's 256x256 input frame.*processor\(original_sizes"):
+        tiny_model(image_embeddings=embeddings, input_boxes=beyond_the_frame)
+    with pytest.raises(ValueError, match=r"input_points .* outside .*processor\(original_sizes"):
+        tiny_model(image_embeddings=embeddings, input_points=_points([[[[-5.0, 10.0]]]]))
+    with pytest.raises(ValueError, match=r"input_boxes must be a torch.Tensor .*got list.*processor\(original_sizes"):
+        tiny_model(image_embeddings=embeddings, input_boxes=[[[10, 20, 100, 140]]])
+    # the processor's padding points (label -1, coordinates -10) are not prompts and pass
+    processor = _tiny_processor()
+    padded = processor(original_sizes=[[60, 80]], input_points=[[[[20, 30], [40, 50]], [[10, 10]]]])
+    assert padded["input_labels"].min() == -1
+    tiny_model(image_embeddings=embeddings, input_points=padded["input_points"], input_labels=padded["input_labels"])

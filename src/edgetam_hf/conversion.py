@@ -134,8 +134,7 @@ def convert_checkpoint(
         checkpoint_sha256=_sha256(checkpoint_path),
     )
     with _staging_dir(output_dir) as staging:
-        converted.save_pretrained(staging)
-        _processor().save_pretrained(staging)
+        save_model_folder(converted, staging)
         if verify:
             result.verification = verify_folder(staging, original, checkpoint_path)
             if not result.verification.passed:
@@ -160,10 +159,16 @@ def _converted_model(model: str, original: dict[str, torch.Tensor]):
     return converted.eval()
 
 
-def _processor():
+def save_model_folder(model, folder) -> None:
+    """`model.save_pretrained(folder)` with the processor its Auto classes name (the video processor for
+    the video model)."""
+    from .modeling_video import EdgeTamVideoModel
     from .processing import EdgeTamProcessor
+    from .video_processing import EdgeTamVideoProcessor
 
-    return EdgeTamProcessor()
+    model.save_pretrained(folder)
+    processor_class = EdgeTamVideoProcessor if isinstance(model, EdgeTamVideoModel) else EdgeTamProcessor
+    processor_class().save_pretrained(folder)
 
 
 def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
@@ -393,7 +398,15 @@ def model_card(result: ConversionResult, repo_id: str | None = None) -> str:
         "outputs = model(**inputs)  # 3 masks per box, with IoU scores\n"
         'masks = processor.post_process_masks(outputs.pred_masks, inputs["original_sizes"])[0]\n'
         "```",
-        "## Use with transformers",
+        "## Auto classes and the pipeline",
+        "With edgetam-hf installed, transformers' Auto classes load this folder without importing it "
+        "(`trust_remote_code=True` runs the small `edgetam_hf_classes.py` here, which imports edgetam-hf):",
+        "```python\n"
+        "from transformers import AutoModel, pipeline\n\n"
+        f'model = AutoModel.from_pretrained("{model_id}", trust_remote_code=True)\n'
+        f'generator = pipeline("mask-generation", model="{model_id}", trust_remote_code=True)\n'
+        "```",
+        "## Use with transformers' own EdgeTAM classes",
         "The weight names are transformers' EdgeTam names and config.json describes the model in its "
         "vocabulary, so transformers' own classes load this folder too "
         f'(`transformers.EdgeTamModel.from_pretrained("{model_id}")`, which logs that the model types differ). '

@@ -24,6 +24,7 @@ from transformers.image_processing_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
 from .image_processing import EdgeTamImageProcessor, as_size_list, convert_tensors
+from .remote_code import WritesItsOwnAutoMap, processor_auto_map, write_classes_file
 
 PADDING_LABEL = -1
 # 1 / 0: positive / negative click; 2 / 3: top-left / bottom-right box corner (the original's labels)
@@ -33,7 +34,7 @@ _LABELS_FORMAT = "[image][object][point]"
 _BOXES_FORMAT = "[image][box][x0, y0, x1, y1]"
 
 
-class EdgeTamProcessor(ProcessorMixin):
+class EdgeTamProcessor(WritesItsOwnAutoMap, ProcessorMixin):
     """Wraps `EdgeTamImageProcessor` and turns point / box / mask prompts into model inputs.
 
     Ports the prompt preparation of `sam2.sam2_image_predictor.SAM2ImagePredictor` (`_prep_prompts`)
@@ -67,6 +68,15 @@ class EdgeTamProcessor(ProcessorMixin):
         # ProcessorMixin would look `image_processor_class` up in transformers' own registries, where
         # this class is not (and registering it there would be an import-time side effect).
         return [EdgeTamImageProcessor.from_pretrained(pretrained_model_name_or_path, **kwargs)]
+
+    def to_dict(self) -> dict:
+        # processor_config.json names the classes file written beside it (remote_code.py).
+        return {**super().to_dict(), "auto_map": processor_auto_map(type(self).__name__)}
+
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
+        saved_files = super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        write_classes_file(save_directory)
+        return saved_files
 
     @property
     def model_input_names(self) -> list[str]:

@@ -20,15 +20,12 @@ from .models import add_model_arguments, computing_in, device_from, load_model, 
 from .prompts import check_inside
 
 
-def add_annotate_parser(commands) -> None:
-    annotate = commands.add_parser(
-        "annotate",
-        help="segment many videos from first-frame masks or prompts (DAVIS layout or a manifest), "
-        "resumably, over accelerate's processes",
-        description="Track every object of many videos and write OUT/<video>/<frame>.png (indexed, pixel value "
+def add_arguments(annotate) -> None:
+    annotate.description = (
+        "Track every object of many videos and write OUT/<video>/<frame>.png (indexed, pixel value "
         "= object id). Runs on every process of `accelerate launch [--multi_gpu | --cpu --num_processes N] -m "
         "edgetam_hf annotate ...`, videos split by frame count. A rerun skips finished videos (OUT/<video>/.done) "
-        "and redoes the rest; failed videos are listed in OUT/failures.jsonl and make the exit status 1.",
+        "and redoes the rest; failed videos are listed in OUT/failures.jsonl and make the exit status 1."
     )
     videos = annotate.add_argument_group("videos: --frames with --masks (DAVIS layout), or --manifest")
     videos.add_argument("--frames", type=Path, metavar="FRAMES_ROOT", help="FRAMES_ROOT/<video>/<frame>.jpg (DAVIS: JPEGImages/480p)")

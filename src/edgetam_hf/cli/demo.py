@@ -25,14 +25,12 @@ _LOCAL_CHECKPOINTS = ("edgetam.pt", "checkpoints/edgetam.pt")  # where Meta's RE
 SAMPLE_CLIP_FPS = 8.0
 
 
-def add_demo_parser(commands) -> None:
-    demo = commands.add_parser(
-        "demo",
-        help="segment and track on the bundled sample media",
-        description="Segment the bundled sample image from two boxes and track a disc and a rectangle "
+def add_arguments(demo) -> None:
+    demo.description = (
+        "Segment the bundled sample image from two boxes and track a disc and a rectangle "
         "through the bundled 16-frame clip. The model comes from --model, else $EDGETAM_CHECKPOINT, "
         f"./edgetam.pt, ./checkpoints/edgetam.pt or {DEFAULT_MODEL} in the Hugging Face cache; with none of "
-        "them, from deterministic random weights (the masks are then meaningless).",
+        "them, from deterministic random weights (the masks are then meaningless)."
     )
     add_model_arguments(demo, model_help="a converted folder, Meta's edgetam.pt or a Hub id (default: found, see above)")
     demo.add_argument("--checkpoint", dest="model", help="the same as --model")

@@ -5,13 +5,11 @@ import os
 from pathlib import Path
 
 
-def add_evaluate_parser(commands) -> None:
-    evaluate = commands.add_parser(
-        "evaluate",
-        help="score predicted masks against ground truth (J, F, J&F; DAVIS 2017 conventions)",
-        description="Score PRED_ROOT/<video>/<frame>.png against GT_ROOT/<video>/<frame>.png (indexed PNGs, "
+def add_arguments(evaluate) -> None:
+    evaluate.description = (
+        "Score PRED_ROOT/<video>/<frame>.png against GT_ROOT/<video>/<frame>.png (indexed PNGs, "
         "pixel value = object id) as the DAVIS 2017 semi-supervised benchmark does: first and last frames not "
-        "scored, means over objects, in percent. Prints a table and writes a CSV.",
+        "scored, means over objects, in percent. Prints a table and writes a CSV."
     )
     evaluate.add_argument("--gt", type=Path, required=True, metavar="GT_ROOT", help="ground-truth masks (DAVIS: Annotations/480p)")
     evaluate.add_argument("--pred", type=Path, required=True, metavar="PRED_ROOT", help="predicted masks, e.g. annotate's OUT_ROOT")
