@@ -21,7 +21,7 @@ COMMANDS = {
     "segment-everything": ("segment_everything", "find every object of an image (automatic mask generation)"),
     "demo": ("demo", "segment and track on the bundled sample media"),
     "convert": ("convert", "convert Meta's edgetam.pt into a save_pretrained folder"),
-    "annotate": ("annotate", "track many videos from first-frame masks or prompts (DAVIS layout or a manifest), resumably, over accelerate's processes"),
+    "annotate": ("annotate", "track many videos from first masks or prompts, resumably, over accelerate's processes"),
     "evaluate": ("evaluate", "score predicted masks against ground truth (J, F, J&F; DAVIS 2017 conventions)"),
 }
 
