@@ -7,6 +7,7 @@ import sys
 
 from .convert import add_convert_parser
 from .demo import add_demo_parser
+from .export import add_export_parser
 from .segment import add_segment_parsers
 from .track import add_track_parser
 
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_track_parser(commands)
     add_demo_parser(commands)
     add_convert_parser(commands)
+    add_export_parser(commands)
     return parser
 
 
