@@ -13,7 +13,6 @@ import argparse
 import json
 
 from .environment import install_torchvision_shim, load_average, set_threads
-from .media import benchmark_image
 from .timing import paired_ratio, summarize, time_alternating
 
 
@@ -33,6 +32,8 @@ def main(argv=None) -> int:
     from edgetam_hf import EdgeTamModel, EdgeTamProcessor
     from edgetam_hf.cli.models import processor_for
     from edgetam_hf.onnx import OnnxImagePredictor
+
+    from .media import benchmark_image  # imports edgetam_hf: after the shim
 
     set_threads(args.threads)
     options = onnxruntime.SessionOptions()
