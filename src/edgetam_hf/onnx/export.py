@@ -7,7 +7,6 @@ leaves no folder behind. Needs torch, `onnx` and `onnxscript` (the `onnx` extra)
 
 import copy
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -19,8 +18,6 @@ from ..image_processing import IMAGENET_MEAN, IMAGENET_STD
 from ..modeling import EdgeTamModel
 from .graphs import ImageEncoderGraph, PromptMaskDecoderGraph
 from .manifest import FORMAT_NAME, FORMAT_VERSION, IMAGE_ENCODER, MANIFEST_NAME, PROMPT_MASK_DECODER
-
-logger = logging.getLogger(__name__)
 
 OPSET = 18
 EXPORT_DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -49,8 +46,8 @@ def export_onnx(
     if isinstance(model, (str, os.PathLike)):
         source = source or str(model)
         model = EdgeTamModel.from_pretrained(str(model))
-    elif dtype != "float32":
-        model = copy.deepcopy(model)  # the caller's model keeps its precision
+    elif model.device.type != "cpu" or model.dtype != EXPORT_DTYPES[dtype]:
+        model = copy.deepcopy(model)  # the caller's model keeps its device and precision
     model = model.eval().to("cpu", EXPORT_DTYPES[dtype])
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -58,13 +55,14 @@ def export_onnx(
     try:
         with torch.no_grad():
             graphs = _export_graphs(model, staging, EXPORT_DTYPES[dtype])
-        _clear_position_encoding_caches(model)
         manifest = _manifest(model, staging, graphs, dtype, source)
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         os.replace(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        _clear_position_encoding_caches(model)
     return out_dir
 
 

@@ -4,7 +4,6 @@ Semantics of `EdgeTamProcessor` + `EdgeTamModel` (image encoded once, any number
 decoded per call); no torch.
 """
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +12,6 @@ import numpy as np
 from .image_ops import pixel_values_from_image, upsample_logits
 from .manifest import IMAGE_ENCODER, PROMPT_MASK_DECODER, read_manifest
 from .prompts import prompt_tokens
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
