@@ -1,18 +1,30 @@
 """edgetam-hf: Meta's EdgeTAM in the Hugging Face Transformers style."""
 
-from .configuration import (
-    EdgeTamConfig,
-    EdgeTamMaskDecoderConfig,
-    EdgeTamPromptEncoderConfig,
-    EdgeTamVideoConfig,
-    EdgeTamVisionConfig,
-)
-from .modeling import EdgeTamModel, EdgeTamPreTrainedModel
-from .modeling_video import EdgeTamVideoModel
-from .outputs import EdgeTamImageSegmentationOutput, EdgeTamVideoSegmentationOutput
-from .processing import EdgeTamImageProcessor, EdgeTamProcessor
-from .video import EdgeTamVideoInferenceSession
-from .video_processing import EdgeTamVideoProcessor
+
+def _torch_is_importable() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# Without torch only the NumPy + onnxruntime runtime, `edgetam_hf.onnx`, is usable.
+_TORCH_AVAILABLE = _torch_is_importable()
+if _TORCH_AVAILABLE:
+    from .configuration import (
+        EdgeTamConfig,
+        EdgeTamMaskDecoderConfig,
+        EdgeTamPromptEncoderConfig,
+        EdgeTamVideoConfig,
+        EdgeTamVisionConfig,
+    )
+    from .modeling import EdgeTamModel, EdgeTamPreTrainedModel
+    from .modeling_video import EdgeTamVideoModel
+    from .outputs import EdgeTamImageSegmentationOutput, EdgeTamVideoSegmentationOutput
+    from .processing import EdgeTamImageProcessor, EdgeTamProcessor
+    from .video import EdgeTamVideoInferenceSession
+    from .video_processing import EdgeTamVideoProcessor
 
 __all__ = [
     "EdgeTamConfig",
@@ -66,4 +78,7 @@ def _register_with_transformers_auto_classes() -> None:
     # imports this package and so runs this function (remote_code.py).
 
 
-_register_with_transformers_auto_classes()
+if _TORCH_AVAILABLE:
+    _register_with_transformers_auto_classes()
+else:
+    __all__ = []

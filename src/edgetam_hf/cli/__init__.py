@@ -22,6 +22,7 @@ COMMANDS = {
     "demo": ("demo", "segment and track on the bundled sample media"),
     "convert": ("convert", "convert Meta's edgetam.pt into a save_pretrained folder"),
     "annotate": ("annotate", "track many videos from first masks or prompts, resumably, over accelerate's processes"),
+    "export": ("export", "export the model to ONNX for onnxruntime"),
     "evaluate": ("evaluate", "score predicted masks against ground truth (J, F, J&F; DAVIS 2017 conventions)"),
 }
 

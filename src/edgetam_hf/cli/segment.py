@@ -39,15 +39,21 @@ def add_arguments(segment) -> None:
 
 def run_segment(args) -> int:
     from ..modeling import EdgeTamModel
+    from ..onnx.manifest import is_export_folder
     from ..processing import EdgeTamProcessor
 
     image = read_image(args.image)
     prompts = group_prompts(args.prompt_sequence)
     check_inside(prompts, *image.size)
-    device = device_from(args.device)
-    model = load_model(EdgeTamModel, args.model, device)
-    with computing_in(args.dtype, device):
-        results = segment_image(model, processor_for(EdgeTamProcessor, model), image, prompts)
+    if is_export_folder(args.model):  # an `edgetam-hf export` folder runs on onnxruntime
+        from .onnx_segment import segment_image_onnx
+
+        results = segment_image_onnx(args.model, image, prompts)
+    else:
+        device = device_from(args.device)
+        model = load_model(EdgeTamModel, args.model, device)
+        with computing_in(args.dtype, device):
+            results = segment_image(model, processor_for(EdgeTamProcessor, model), image, prompts)
     write_image_results(Path(args.out), image, prompts, results, {"image": args.image, "model": args.model})
     return 0
 
