@@ -21,7 +21,7 @@ $(DEMO_ENV)/.ready: setup.cfg pyproject.toml constraints.txt
 $(TEST_ENV)/.ready: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(TEST_ENV)
 	$(TEST_ENV)/bin/python -c "import torch" 2>/dev/null || $(TEST_ENV)/bin/pip install -q $(TORCH_PIN)
-	$(TEST_ENV)/bin/pip install -q -c constraints.txt -e ".[test]"
+	$(TEST_ENV)/bin/pip install -q -c constraints.txt -e ".[test,onnx]"
 	$(TEST_ENV)/bin/pip install -q -c constraints.txt "$(TORCHVISION_PIN)" timm || echo "reference models unavailable: parity tests against timm / transformers' EdgeTAM will skip"
 	touch $@
 
