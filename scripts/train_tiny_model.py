@@ -7,7 +7,7 @@ the same machine repeats the run. At the end, and for the random initial weights
 one-click IoU on held-out scenes (other seeds, rendered at the demo's 640x480 and resized by the
 processor like any photo): one positive click at the object's most interior pixel, the multimask
 output with the highest predicted IoU, thresholded at 0 at full image size. The figures go to
-`training_report.json` beside the weights. About 35 minutes on one busy 2-core CPU thread.
+`training_report.json` beside the weights. About 30 minutes on one thread of a busy 2-core CPU.
 """
 
 import argparse
@@ -73,7 +73,7 @@ def learning_rate(step: int, total_steps: int, peak: float, warmup: int) -> floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, type=Path, help="folder for the weights, config and report")
-    parser.add_argument("--steps", type=int, default=2400)
+    parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--held-out-scenes", type=int, default=100)

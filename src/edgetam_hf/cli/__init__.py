@@ -1,5 +1,5 @@
 """The `edgetam-hf` command line (also `python -m edgetam_hf`): segment, track,
-segment-everything, convert and demo. Every command reports bad input in one line on stderr and
+segment-everything, convert, demo and finetune. Every command reports bad input in one line on stderr and
 exits with status 2; see docs/getting_started.md."""
 
 import argparse
@@ -7,6 +7,7 @@ import sys
 
 from .convert import add_convert_parser
 from .demo import add_demo_parser
+from .finetune import add_finetune_parser
 from .segment import add_segment_parsers
 from .track import add_track_parser
 
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_track_parser(commands)
     add_demo_parser(commands)
     add_convert_parser(commands)
+    add_finetune_parser(commands)
     return parser
 
 
