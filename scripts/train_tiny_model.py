@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from edgetam_hf import EdgeTamConfig, EdgeTamModel
-from edgetam_hf.image_processing import EdgeTamImageProcessor
+from edgetam_hf.cli.models import processor_for
 from edgetam_hf.processing import EdgeTamProcessor
 from edgetam_hf.training.collator import EdgeTamDataCollator
 from edgetam_hf.training.evaluation import one_click_iou
@@ -41,11 +41,6 @@ def tiny_shapes_config() -> EdgeTamConfig:
         prompt_encoder_config={"hidden_size": hidden, "image_size": IMAGE_SIZE},
         mask_decoder_config={"hidden_size": hidden, "mlp_dim": 4 * hidden, "num_attention_heads": 4, "iou_head_hidden_dim": hidden},
     )
-
-
-def processor_for_size(side: int) -> EdgeTamProcessor:
-    image_processor = EdgeTamImageProcessor(size={"height": side, "width": side}, mask_size={"height": side // 4, "width": side // 4})
-    return EdgeTamProcessor(image_processor, target_size=side)
 
 
 def training_scene(rng: np.random.Generator) -> dict:
@@ -72,7 +67,8 @@ def learning_rate(step: int, total_steps: int, peak: float, warmup: int) -> floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, type=Path, help="folder for the weights, config and report")
+    parser.add_argument("--out", type=Path, help="folder for the weights, config and report")
+    parser.add_argument("--evaluate", type=Path, metavar="FOLDER", help="only measure the held-out IoU of a saved model")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -81,10 +77,17 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
+    if args.evaluate is not None:
+        model = EdgeTamModel.from_pretrained(str(args.evaluate)).eval()
+        iou = held_out_iou(model, processor_for(EdgeTamProcessor, model), args.held_out_scenes)
+        logger.info("%s: held-out one-click IoU %.3f on %d scenes", args.evaluate, iou, args.held_out_scenes)
+        return
+    if args.out is None:
+        parser.error("--out is required to train")
 
     torch.manual_seed(TRAIN_SEED)
     model = EdgeTamModel(tiny_shapes_config())
-    processor = processor_for_size(IMAGE_SIZE)
+    processor = processor_for(EdgeTamProcessor, model)
     num_parameters = sum(p.numel() for p in model.parameters())
     logger.info("tiny model: %.2fM parameters, %d px input", num_parameters / 1e6, IMAGE_SIZE)
     random_iou = held_out_iou(model.eval(), processor, args.held_out_scenes)
