@@ -190,12 +190,14 @@ def test_demo_without_a_checkpoint_says_what_it_runs_and_writes_overlays(tmp_pat
     (a tiny video config here: the released size takes a minute on 2 cores)."""
     from _video_tiny import tiny_video_config
 
+    from edgetam_hf import EdgeTamVideoModel
     from edgetam_hf.cli.demo import BUNDLED_MODEL_NAME
 
     monkeypatch.chdir(tmp_path)  # no ./edgetam.pt
     monkeypatch.delenv("EDGETAM_CHECKPOINT", raising=False)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_cache"))
-    monkeypatch.setattr("edgetam_hf.configuration.EdgeTamVideoConfig", lambda: tiny_video_config())
+    tiny_random_video_model = lambda model_class, config, device: EdgeTamVideoModel(tiny_video_config()).eval()  # noqa: E731
+    monkeypatch.setattr("edgetam_hf.cli.demo._random_model", tiny_random_video_model)
     monkeypatch.setattr("edgetam_hf.cli.demo.find_checkpoint", lambda: None)
     assert run_cli(["demo", "--device", "cpu", "--out", tmp_path / "demo"]) == 0
     printed = capsys.readouterr().out

@@ -84,6 +84,9 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         r"^occlusion_spatial_embedding_parameter$",
     ]
 
+    # The loss averages over objects itself; Trainer must not pass `num_items_in_batch` (tokens).
+    accepts_loss_kwargs = False
+
     def __init__(self, config: EdgeTamConfig):
         super().__init__(config)
         self.vision_encoder = EdgeTamVisionEncoder(config.vision_config)
