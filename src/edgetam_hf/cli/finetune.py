@@ -1,12 +1,10 @@
 """`edgetam-hf finetune`: adapt the image model to a folder of images and masks with transformers'
 `Trainer` (progress bar, checkpoints every --save-steps, --resume); see docs/finetuning.md."""
 
-import logging
 from pathlib import Path
 
 from .models import DEFAULT_MODEL, device_from, load_model, processor_for, quiet_transformers
 
-logger = logging.getLogger(__name__)
 FINAL_FOLDER = "final"
 
 
