@@ -223,23 +223,28 @@ def test_track_an_mp4_writes_an_mp4_overlay(model_folder, tmp_path):
 # ---------------------------------------------------------------------------- demo
 
 
-def test_demo_with_random_weights_says_so_and_writes_overlays(tmp_path, monkeypatch, capsys):
-    """The no-checkpoint branch, on tiny configs (the released size takes a minute on 2 cores)."""
+def test_demo_without_a_checkpoint_says_what_it_runs_and_writes_overlays(tmp_path, monkeypatch, capsys):
+    """The no-checkpoint branch: the bundled tiny model for the image, random weights for the clip
+    (a tiny video config here: the released size takes a minute on 2 cores)."""
     from _video_tiny import tiny_video_config
-    from _image_tiny import tiny_config
+
+    from edgetam_hf import EdgeTamVideoModel
+    from edgetam_hf.cli.demo import BUNDLED_MODEL_NAME
 
     monkeypatch.chdir(tmp_path)  # no ./edgetam.pt
     monkeypatch.delenv("EDGETAM_CHECKPOINT", raising=False)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_cache"))
-    monkeypatch.setattr("edgetam_hf.configuration.EdgeTamConfig", lambda: tiny_config())
-    monkeypatch.setattr("edgetam_hf.configuration.EdgeTamVideoConfig", lambda: tiny_video_config())
+    tiny_random_video_model = lambda model_class, config, device: EdgeTamVideoModel(tiny_video_config()).eval()  # noqa: E731
+    monkeypatch.setattr("edgetam_hf.cli.demo._random_model", tiny_random_video_model)
     monkeypatch.setattr("edgetam_hf.cli.demo.find_checkpoint", lambda: None)
     assert run_cli(["demo", "--device", "cpu", "--out", tmp_path / "demo"]) == 0
     printed = capsys.readouterr().out
+    assert "TINY EdgeTAM" in printed and "rendered flat shapes ONLY" in printed and "Meta's checkpoint" in printed
     assert "RANDOM weights" in printed and "meaningless" in printed
     image_dir, video_dir = tmp_path / "demo" / "image", tmp_path / "demo" / "video"
     assert Image.open(image_dir / "overlay.png").size == (640, 480)
-    assert json.loads((image_dir / "scores.json").read_text())["random_weights"] is True
+    image_about = json.loads((image_dir / "scores.json").read_text())
+    assert image_about["model"] == BUNDLED_MODEL_NAME and image_about["random_weights"] is False
     overlay = next(video_dir.glob("overlay.*"))
     frames = Image.open(overlay).n_frames if overlay.suffix == ".gif" else _mp4_frame_count(overlay)
     assert frames == 16 and len(list(video_dir.glob("0*.png"))) == 16

@@ -99,6 +99,9 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         r"^occlusion_spatial_embedding_parameter$",
     ]
 
+    # The loss averages over objects itself; Trainer must not pass `num_items_in_batch` (tokens).
+    accepts_loss_kwargs = False
+
     def __init__(self, config: EdgeTamConfig):
         super().__init__(config)
         self.vision_encoder = EdgeTamVisionEncoder(config.vision_config)
@@ -122,12 +125,15 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
 
     @torch.no_grad()
     def get_image_embeddings(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
-        """Encodes images once for any number of prompts.
+        """Encodes images once for any number of prompts (without gradients; `forward` keeps them).
 
         Returns `[(batch, 32, 256, 256), (batch, 64, 128, 128), (batch, 256, 64, 64)]`: the two
         high-resolution levels projected for the mask decoder, and the image embedding with the
         no-memory embedding added, as the original image predictor's `set_image` stores them.
         """
+        return self._image_embeddings(pixel_values)
+
+    def _image_embeddings(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
         _check_pixel_values(pixel_values, self.config.prompt_encoder_config.image_size)
         # The processor's float32 pixels serve a bfloat16 / float16 model too.
         fpn_hidden_states, _ = self.vision_encoder(pixel_values.to(self.dtype))
@@ -144,6 +150,7 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         input_masks: torch.Tensor | None = None,
         image_embeddings: list[torch.Tensor] | None = None,
         multimask_output: bool = True,
+        labels: torch.Tensor | None = None,
         **kwargs,
     ) -> EdgeTamImageSegmentationOutput:
         """Predicts masks for every object of every image.
@@ -161,6 +168,9 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
             image_embeddings: the list returned by `get_image_embeddings`.
             multimask_output: three masks per object (True) or the single best one (False; with
                 the original's fallback to the most stable of the three when it is unstable).
+            labels: `(batch, num_objects, height, width)` binary ground-truth masks at the size of
+                `pixel_values` (`EdgeTamProcessor(..., labels=masks)` builds them): the output then
+                holds the training loss and its terms (see `edgetam_hf.losses`).
         """
         kwargs.pop("original_sizes", None)
         if kwargs:
@@ -168,17 +178,17 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         if (pixel_values is None) == (image_embeddings is None):
             raise ValueError("pass exactly one of pixel_values or image_embeddings")
         if image_embeddings is None:
-            image_embeddings = self.get_image_embeddings(pixel_values)
+            image_embeddings = self._image_embeddings(pixel_values)
         else:
             image_embeddings = [embedding.to(self.dtype) for embedding in image_embeddings]
         batch_size = image_embeddings[-1].shape[0]
-        points, labels, num_objects = _checked_prompts(input_points, input_labels, input_boxes, input_masks, batch_size)
-        _check_in_input_frame(points, labels, input_boxes, self.config.prompt_encoder_config.image_size)
+        points, point_labels, num_objects = _checked_prompts(input_points, input_labels, input_boxes, input_masks, batch_size)
+        _check_in_input_frame(points, point_labels, input_boxes, self.config.prompt_encoder_config.image_size)
         mask_input_size = self.prompt_encoder.mask_input_size
         dense_mask_prompt = _mask_prompt(input_masks, batch_size, num_objects, mask_input_size, self.dtype)
 
         sparse_embeddings, dense_embeddings = self.prompt_encoder(
-            input_points=points, input_labels=labels, input_boxes=input_boxes, input_masks=dense_mask_prompt
+            input_points=points, input_labels=point_labels, input_boxes=input_boxes, input_masks=dense_mask_prompt
         )
         decoder_output = self.mask_decoder(
             image_embeddings=image_embeddings[-1],
@@ -188,11 +198,21 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
             multimask_output=multimask_output,
             high_resolution_features=image_embeddings[:-1],
         )
+        loss_terms = {}
+        if labels is not None:
+            from .losses import image_model_loss
+
+            loss = image_model_loss(
+                decoder_output.mask_logits, decoder_output.iou_scores, decoder_output.object_score_logits, labels
+            )
+            loss_terms = {"loss": loss.total, "focal_loss": loss.focal, "dice_loss": loss.dice}
+            loss_terms.update(iou_loss=loss.iou, object_score_loss=loss.object_score)
         return EdgeTamImageSegmentationOutput(
             pred_masks=decoder_output.mask_logits,
             iou_scores=decoder_output.iou_scores,
             object_score_logits=decoder_output.object_score_logits,
             image_embeddings=image_embeddings,
+            **loss_terms,
         )
 
 

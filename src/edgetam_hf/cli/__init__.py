@@ -23,6 +23,7 @@ COMMANDS = {
     "convert": ("convert", "convert Meta's edgetam.pt into a save_pretrained folder"),
     "annotate": ("annotate", "track many videos from first masks or prompts, resumably, over accelerate's processes"),
     "export": ("export", "export the model to ONNX for onnxruntime"),
+    "finetune": ("finetune", "fine-tune the image model on images with instance masks"),
     "evaluate": ("evaluate", "score predicted masks against ground truth (J, F, J&F; DAVIS 2017 conventions)"),
 }
 
