@@ -280,6 +280,15 @@ def test_dtype_and_device_map_work_as_in_transformers(checkpoint_path, image_fol
         assert {parameter.device.type for parameter in model.parameters()} == {"cpu"}
 
 
+def test_config_overrides_apply_to_the_original_checkpoint_as_to_a_folder(checkpoint_path, video_folder):
+    for source in (checkpoint_path, video_folder):
+        model = EdgeTamVideoModel.from_pretrained(source, fill_hole_area=0, num_maskmem=7)
+        assert (model.config.fill_hole_area, model.config.num_maskmem) == (0, 7), source
+    config = EdgeTamVideoConfig()
+    EdgeTamVideoModel.from_pretrained(checkpoint_path, config=config, fill_hole_area=3)
+    assert config.fill_hole_area == EdgeTamVideoConfig().fill_hole_area  # the caller's object is untouched
+
+
 def test_original_checkpoint_with_a_config_that_does_not_fit_is_refused(checkpoint_path):
     config = EdgeTamConfig(mask_decoder_config={"num_hidden_layers": 3})
     with pytest.raises(ValueError, match=r"missing \d+: mask_decoder\.transformer\.layers\.2\."):

@@ -18,6 +18,7 @@ names it, because a partly random EdgeTAM still returns plausible-looking masks.
 """
 
 import contextlib
+import copy
 import dataclasses
 import json
 import logging
@@ -263,7 +264,7 @@ def load_pretrained(model_class, base_from_pretrained, pretrained_model_name_or_
         # e.g. transformers' AutoModelForMaskGeneration handing a video folder's config to the image model
         kwargs["config"] = model_class.config_class.from_dict(config.to_dict())
     if is_original_checkpoint_path(pretrained_model_name_or_path):
-        config = _config_instance(model_class, kwargs.pop("config", None))
+        config = _with_overrides(_config_instance(model_class, kwargs.pop("config", None)), kwargs)
         kwargs["state_dict"] = original_state_dict_for(model_class, config, pretrained_model_name_or_path)
         kwargs["config"] = config
         pretrained_model_name_or_path = None
@@ -304,6 +305,21 @@ def _config_instance(model_class, config):
         return model_class.config_class()
     if isinstance(config, (str, os.PathLike)):
         return model_class.config_class.from_pretrained(config)
+    return config
+
+
+def _with_overrides(config, kwargs: dict):
+    """`config` with the keyword arguments that name its own fields (`fill_hole_area=0`, ...) taken
+    out of `kwargs` and applied, as transformers applies them when it reads a folder's config.json."""
+    own_fields = {field.name for field in dataclasses.fields(config)} - {
+        field.name for field in dataclasses.fields(PreTrainedConfig)
+    }
+    overrides = {key: kwargs.pop(key) for key in list(kwargs) if key in own_fields}
+    if not overrides:
+        return config
+    config = copy.deepcopy(config)  # the caller's config object stays as it was
+    for key, value in overrides.items():
+        setattr(config, key, value)
     return config
 
 
