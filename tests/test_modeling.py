@@ -150,6 +150,13 @@ def _architecture(config_dict: dict) -> dict:
         ({"input_boxes": torch.zeros(1, 1, 3)}, "input_boxes"),
         ({"input_boxes": torch.zeros(1, 2, 4), "input_points": torch.zeros(1, 1, 1, 2)}, "input_boxes"),
         ({"input_masks": torch.zeros(1, 1, 32, 32)}, "input_masks"),
+        ({"input_points": torch.full((1, 1, 1, 2), float("nan"))}, "input_points holds NaN"),
+        ({"input_boxes": torch.tensor([[[1.0, 2.0, float("inf"), 40.0]]])}, "input_boxes holds NaN or infinite"),
+        (
+            {"input_points": torch.ones(1, 1, 1, 2), "input_masks": torch.full((1, 1, 64, 64), float("nan"))},
+            "input_masks holds NaN",
+        ),
+        ({"pixel_values": torch.full((1, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE), float("nan"))}, "pixel_values holds NaN"),
         ({}, "prompt"),
     ],
 )

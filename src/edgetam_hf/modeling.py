@@ -222,6 +222,7 @@ def _check_pixel_values(pixel_values: torch.Tensor, image_size: int) -> None:
         raise ValueError(f"pixel_values must be a torch.Tensor of shape {expected}, got {type(pixel_values).__name__}")
     if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != (3, image_size, image_size):
         raise ValueError(f"pixel_values must have shape {expected}, got {tuple(pixel_values.shape)}")
+    _check_finite("pixel_values", pixel_values)
 
 
 def _checked_prompts(input_points, input_labels, input_boxes, input_masks, batch_size):
@@ -301,3 +302,10 @@ def _check_shape(name: str, tensor, expected: tuple, description: str) -> None:
     )
     if not matches:
         raise ValueError(f"{name} must have shape {description}, got {tuple(tensor.shape)}")
+    _check_finite(name, tensor)
+
+
+def _check_finite(name: str, tensor: torch.Tensor) -> None:
+    # A NaN prompt or pixel flows through every layer into NaN masks and scores without an error.
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        raise ValueError(f"{name} holds NaN or infinite values; expected finite numbers")
