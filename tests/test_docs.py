@@ -42,7 +42,7 @@ def _commands(path: Path) -> list[list[str]]:
     """Each `edgetam-hf ...` line of the bash blocks as argv (after `edgetam-hf`), comments dropped."""
     commands = []
     for block in _blocks(path, "bash"):
-        for line in block.splitlines():
+        for line in block.replace("\\\n", " ").splitlines():  # a trailing backslash continues the line
             words = shlex.split(line, comments=True)
             if words[:1] == ["edgetam-hf"]:
                 commands.append(words[1:])
