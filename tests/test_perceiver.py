@@ -51,7 +51,11 @@ def test_three_objects_equal_one_at_a_time_at_edgetam_size():
         output = perceiver(memory_features, memory_position)
         one_by_one = [perceiver(memory_features[i : i + 1], memory_position[i : i + 1]) for i in range(3)]
     assert output.memory_tokens.shape == output.memory_position.shape == (3, 512, 64)
-    torch.testing.assert_close(output.memory_tokens, torch.cat([o.memory_tokens for o in one_by_one]), rtol=0, atol=1e-6)
+    # Batched matrix products are blocked differently from single ones: float rounding, ~1e-6 here.
+    scale = output.memory_tokens.abs().max().item()
+    torch.testing.assert_close(
+        output.memory_tokens, torch.cat([o.memory_tokens for o in one_by_one]), rtol=0, atol=1e-6 * max(scale, 1.0) * 4
+    )
     torch.testing.assert_close(output.memory_position, torch.cat([o.memory_position for o in one_by_one]), rtol=0, atol=0)
     # Global latents carry a zero position; the 2D latents the sine encoding of the 16x16 window grid.
     assert not output.memory_position[:, :256].any()
