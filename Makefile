@@ -10,19 +10,19 @@ DEMO_ENV := .venv
 TEST_ENV := .venv-test
 OUT ?= out/demo
 
-.PHONY: demo test clean
+.PHONY: demo test test-older-kernels clean
 
-$(DEMO_ENV)/.ready: setup.cfg pyproject.toml
+$(DEMO_ENV)/.ready: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(DEMO_ENV)
 	$(DEMO_ENV)/bin/python -c "import torch" 2>/dev/null || $(DEMO_ENV)/bin/pip install -q $(TORCH_PIN)
-	$(DEMO_ENV)/bin/pip install -q -e .
+	$(DEMO_ENV)/bin/pip install -q -c constraints.txt -e .
 	touch $@
 
-$(TEST_ENV)/.ready: setup.cfg pyproject.toml
+$(TEST_ENV)/.ready: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(TEST_ENV)
 	$(TEST_ENV)/bin/python -c "import torch" 2>/dev/null || $(TEST_ENV)/bin/pip install -q $(TORCH_PIN)
-	$(TEST_ENV)/bin/pip install -q -e ".[test]"
-	$(TEST_ENV)/bin/pip install -q "$(TORCHVISION_PIN)" timm || echo "reference models unavailable: parity tests against timm / transformers' EdgeTAM will skip"
+	$(TEST_ENV)/bin/pip install -q -c constraints.txt -e ".[test,onnx]"
+	$(TEST_ENV)/bin/pip install -q -c constraints.txt "$(TORCHVISION_PIN)" timm || echo "reference models unavailable: parity tests against timm / transformers' EdgeTAM will skip"
 	touch $@
 
 demo: $(DEMO_ENV)/.ready
@@ -30,6 +30,10 @@ demo: $(DEMO_ENV)/.ready
 
 test: $(TEST_ENV)/.ready
 	$(TEST_ENV)/bin/python -m pytest -q
+
+# The default tier (no fixtures) again on the kernels of an older CPU than this one (CI runs it).
+test-older-kernels: $(TEST_ENV)/.ready
+	EDGETAM_FIXTURES= .ci/older-kernels $(TEST_ENV)/bin/python -m pytest -q
 
 clean:
 	rm -rf $(DEMO_ENV) $(TEST_ENV) out

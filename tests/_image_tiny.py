@@ -8,11 +8,11 @@ from edgetam_hf import EdgeTamConfig, EdgeTamModel
 TINY_IMAGE_SIZE = 256  # image embedding 16x16, masks 64x64
 
 
-def tiny_config(**overrides) -> EdgeTamConfig:
+def tiny_config(image_size: int = TINY_IMAGE_SIZE, **overrides) -> EdgeTamConfig:
     hidden = 32
     return EdgeTamConfig(
         vision_config={"backbone_embed_dims": [16, 16, 32, 32], "backbone_depths": [1, 1, 1, 1], "fpn_hidden_size": hidden},
-        prompt_encoder_config={"hidden_size": hidden, "image_size": TINY_IMAGE_SIZE},
+        prompt_encoder_config={"hidden_size": hidden, "image_size": image_size},
         mask_decoder_config={"hidden_size": hidden, "mlp_dim": 64, "num_attention_heads": 2, "iou_head_hidden_dim": 32},
         **overrides,
     )

@@ -12,6 +12,28 @@ install_torchvision_shim()
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
+# (what was compared, max |difference|, tolerance) from the parity tests, printed after the run.
+_PARITY_FIGURES: list[tuple[str, float, float]] = []
+
+
+@pytest.fixture(scope="session")
+def parity_figures() -> list[tuple[str, float, float]]:
+    return _PARITY_FIGURES
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The worst parity figure of each comparison kind, so every run's log states them."""
+    worst: dict[str, tuple[float, float, str]] = {}
+    for what, difference, tolerance in _PARITY_FIGURES:
+        kind = what.split(":")[0]
+        if kind not in worst or difference / tolerance > worst[kind][0] / worst[kind][1]:
+            worst[kind] = (difference, tolerance, what)
+    if worst:
+        terminalreporter.section("parity with Meta's original (worst per kind)")
+        for difference, tolerance, what in worst.values():
+            terminalreporter.write_line(f"{what}: max |difference| {difference:.3g} (tolerance {tolerance:.3g})")
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     """The reference fixtures of Meta's original code (EDGETAM_FIXTURES); skips when unset."""

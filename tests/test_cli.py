@@ -59,6 +59,44 @@ def _indexed_png(path: Path) -> np.ndarray:
 # ---------------------------------------------------------------------------- segment
 
 
+def test_a_reused_out_folder_keeps_no_stale_masks(model_folder, frame_folder, tmp_path):
+    """A second run with fewer objects removes the masks the first run listed, and nothing else."""
+    out = tmp_path / "segment"
+    common = ["segment", frame_folder / "00000.png", "--model", model_folder, "--device", "cpu", "--out", out]
+    assert run_cli([*common, *_prompts_for_two_objects()]) == 0
+    assert (out / "mask_2.png").is_file()
+    (out / "notes.txt").write_text("the user's own file")
+    x, y = object_centre(1, 0)
+    assert run_cli([*common, "--point", f"{x},{y}"]) == 0
+    assert sorted(path.name for path in out.iterdir()) == ["mask_1.png", "masks.png", "notes.txt", "overlay.png", "scores.json"]
+
+
+def test_track_with_an_image_only_folder_says_how_to_convert(frame_folder, tmp_path, capsys):
+    from _image_tiny import tiny_image_model
+
+    folder = tmp_path / "image_only"
+    tiny_image_model().save_pretrained(folder)
+    capsys.readouterr()  # saving's progress bar
+    assert run_cli(["track", frame_folder, "--point", "10,10", "--model", folder, "--out", tmp_path / "out"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "image model only" in error and "edgetam-hf convert" in error
+
+
+def test_top_level_help_imports_no_command(monkeypatch, capsys):
+    """`edgetam-hf --help` lists the commands from the table alone (their modules import torch)."""
+    import importlib
+
+    from edgetam_hf import cli
+
+    imported = []
+    monkeypatch.setattr(importlib, "import_module", lambda name, *args: imported.append(name))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0 and imported == []
+    help_text = capsys.readouterr().out
+    assert all(name in help_text for name in cli.COMMANDS)
+
+
 def test_segment_writes_the_masks_the_api_computes(model_folder, frame_folder, tmp_path):
     out = tmp_path / "segment"
     image_path = frame_folder / "00000.png"
@@ -185,23 +223,28 @@ def test_track_an_mp4_writes_an_mp4_overlay(model_folder, tmp_path):
 # ---------------------------------------------------------------------------- demo
 
 
-def test_demo_with_random_weights_says_so_and_writes_overlays(tmp_path, monkeypatch, capsys):
-    """The no-checkpoint branch, on tiny configs (the released size takes a minute on 2 cores)."""
+def test_demo_without_a_checkpoint_says_what_it_runs_and_writes_overlays(tmp_path, monkeypatch, capsys):
+    """The no-checkpoint branch: the bundled tiny model for the image, random weights for the clip
+    (a tiny video config here: the released size takes a minute on 2 cores)."""
     from _video_tiny import tiny_video_config
-    from _image_tiny import tiny_config
+
+    from edgetam_hf import EdgeTamVideoModel
+    from edgetam_hf.cli.demo import BUNDLED_MODEL_NAME
 
     monkeypatch.chdir(tmp_path)  # no ./edgetam.pt
     monkeypatch.delenv("EDGETAM_CHECKPOINT", raising=False)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_cache"))
-    monkeypatch.setattr("edgetam_hf.configuration.EdgeTamConfig", lambda: tiny_config())
-    monkeypatch.setattr("edgetam_hf.configuration.EdgeTamVideoConfig", lambda: tiny_video_config())
+    tiny_random_video_model = lambda model_class, config, device: EdgeTamVideoModel(tiny_video_config()).eval()  # noqa: E731
+    monkeypatch.setattr("edgetam_hf.cli.demo._random_model", tiny_random_video_model)
     monkeypatch.setattr("edgetam_hf.cli.demo.find_checkpoint", lambda: None)
     assert run_cli(["demo", "--device", "cpu", "--out", tmp_path / "demo"]) == 0
     printed = capsys.readouterr().out
+    assert "TINY EdgeTAM" in printed and "rendered flat shapes ONLY" in printed and "Meta's checkpoint" in printed
     assert "RANDOM weights" in printed and "meaningless" in printed
     image_dir, video_dir = tmp_path / "demo" / "image", tmp_path / "demo" / "video"
     assert Image.open(image_dir / "overlay.png").size == (640, 480)
-    assert json.loads((image_dir / "scores.json").read_text())["random_weights"] is True
+    image_about = json.loads((image_dir / "scores.json").read_text())
+    assert image_about["model"] == BUNDLED_MODEL_NAME and image_about["random_weights"] is False
     overlay = next(video_dir.glob("overlay.*"))
     frames = Image.open(overlay).n_frames if overlay.suffix == ".gif" else _mp4_frame_count(overlay)
     assert frames == 16 and len(list(video_dir.glob("0*.png"))) == 16

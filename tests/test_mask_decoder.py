@@ -6,6 +6,7 @@ from _transformers_edgetam import randomise_, randomised_transformers_edgetam
 from edgetam_hf.configuration import EdgeTamMaskDecoderConfig, EdgeTamPromptEncoderConfig
 from edgetam_hf.mask_decoder import EdgeTamMaskDecoder, select_single_mask_by_stability, stability_scores
 from edgetam_hf.prompt_encoder import EdgeTamPromptEncoder
+from _tolerance import assert_same_float32
 
 TINY = dict(hidden_size=32, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32)
 
@@ -89,10 +90,10 @@ def test_decoder_applies_the_stability_rule_only_in_eval_mode_and_points_with_to
         training = decoder.train()(**inputs, multimask_output=False)
     best = every_mask.iou_scores.argmax(dim=-1)  # (batch, num_objects)
     expected = every_mask.mask_logits.gather(2, best[..., None, None, None].expand(-1, -1, 1, 32, 32))
-    torch.testing.assert_close(single.mask_logits, expected, rtol=0, atol=0)
+    assert_same_float32(single.mask_logits, expected)
     # The object pointer token stays the single-mask token even after the fallback.
     assert not torch.equal(single.sam_output_tokens, every_mask.sam_output_tokens[:, :, :1])
-    torch.testing.assert_close(single.sam_output_tokens, training.sam_output_tokens, rtol=0, atol=0)
+    assert_same_float32(single.sam_output_tokens, training.sam_output_tokens)
     assert not torch.allclose(training.mask_logits, single.mask_logits)
 
 
@@ -127,7 +128,7 @@ def test_objects_are_decoded_independently_with_per_object_mask_prompts():
                     multimask_output=True,
                 )
                 for joint, single in zip(together, alone):
-                    torch.testing.assert_close(joint[image, obj], single[0, 0], rtol=0, atol=1e-5)
+                    assert_same_float32(joint[image, obj], single[0, 0])
 
 
 def test_decodes_without_sparse_tokens():
@@ -145,7 +146,7 @@ def test_sdpa_and_eager_attention_agree():
         decoder.set_attn_implementation("eager")
         with_eager = decoder(**inputs, multimask_output=True)
     for sdpa_output, eager_output in zip(with_sdpa, with_eager):
-        torch.testing.assert_close(sdpa_output, eager_output, rtol=0, atol=1e-5)
+        assert_same_float32(sdpa_output, eager_output)
     with pytest.raises(ValueError, match="attn_implementation"):
         decoder.set_attn_implementation("flash_attention_2")
 
@@ -236,7 +237,7 @@ def test_matches_transformers(heads, images, kind, multimask_output):
     num_masks = 3 if multimask_output else 1
     assert ours.mask_logits.shape == (2, 3, num_masks, 256, 256)
     for name, value, expected_value in zip(ours._fields, ours, expected):
-        torch.testing.assert_close(value, expected_value, rtol=0, atol=1e-5, msg=lambda m: f"{name}: {m}")
+        assert_same_float32(value, expected_value, msg=name)
 
 
 def test_stability_fallback_matches_transformers(heads, images):
@@ -260,11 +261,11 @@ def test_stability_fallback_matches_transformers(heads, images):
         reference.mask_decoder.load_state_dict(state)
 
     for name, value, expected_value in zip(ours._fields, ours, expected):
-        torch.testing.assert_close(value, expected_value, rtol=0, atol=1e-5, msg=lambda m: f"{name}: {m}")
+        assert_same_float32(value, expected_value, msg=name)
     is_stable = stability_scores(token_zero.mask_logits[:, :, 0], 0.05) >= 0.98  # (batch, num_objects)
     assert bool(is_stable.any()) and bool((~is_stable).any()), "expected both stable and unstable objects"
     best = multimask.iou_scores.argmax(dim=-1)
     fallback = multimask.mask_logits.gather(2, best[..., None, None, None].expand(-1, -1, 1, 256, 256))
     chosen = torch.where(is_stable[..., None, None, None], token_zero.mask_logits, fallback)
-    torch.testing.assert_close(ours.mask_logits, chosen, rtol=0, atol=0)
-    torch.testing.assert_close(ours.sam_output_tokens, token_zero.sam_output_tokens, rtol=0, atol=0)
+    assert_same_float32(ours.mask_logits, chosen)
+    assert_same_float32(ours.sam_output_tokens, token_zero.sam_output_tokens)

@@ -8,6 +8,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from edgetam_hf import EdgeTamConfig, EdgeTamModel, EdgeTamProcessor
 from _image_tiny import TINY_IMAGE_SIZE, tiny_image_model
 from _transformers_edgetam import randomised_transformers_edgetam
+from _tolerance import assert_same_float32, assert_same_logits
 
 
 @pytest.fixture(scope="module")
@@ -56,15 +57,15 @@ def test_embedding_reuse_equals_full_forward(tiny_model):
     full = tiny_model(pixel_values=pixels, input_boxes=boxes)
     embeddings = tiny_model.get_image_embeddings(pixels)
     reused = tiny_model(image_embeddings=embeddings, input_boxes=boxes)
-    torch.testing.assert_close(reused.pred_masks, full.pred_masks, rtol=0, atol=0)
-    torch.testing.assert_close(reused.iou_scores, full.iou_scores, rtol=0, atol=0)
+    assert_same_logits(reused.pred_masks, full.pred_masks)
+    assert_same_logits(reused.iou_scores, full.iou_scores)
 
 
 @torch.no_grad()
 def test_batched_images_with_different_object_counts_equal_separate_calls(tiny_model):
     """Two images, two objects and one object: the processor pads the second image with an
     all-padding object; every real object equals its image run alone."""
-    processor = EdgeTamProcessor(image_processor=None)
+    processor = EdgeTamProcessor(target_size=TINY_IMAGE_SIZE)  # the tiny model reads a 256 frame
     sizes = [[TINY_IMAGE_SIZE, TINY_IMAGE_SIZE]] * 2
     points = [[[[30, 40]], [[150, 60]]], [[[90, 200]]]]
     labels = [[[1], [1]], [[1]]]
@@ -85,12 +86,8 @@ def test_batched_images_with_different_object_counts_equal_separate_calls(tiny_m
             input_labels=alone["input_labels"],
         )
         num_objects = len(points[image_index])
-        torch.testing.assert_close(
-            batched.pred_masks[image_index, :num_objects], separate.pred_masks[0], rtol=1e-5, atol=1e-5
-        )
-        torch.testing.assert_close(
-            batched.iou_scores[image_index, :num_objects], separate.iou_scores[0], rtol=1e-5, atol=1e-5
-        )
+        assert_same_logits(batched.pred_masks[image_index, :num_objects], separate.pred_masks[0])
+        assert_same_logits(batched.iou_scores[image_index, :num_objects], separate.iou_scores[0])
 
 
 @torch.no_grad()
@@ -115,8 +112,8 @@ def test_sdpa_and_eager_attention_agree(tiny_model, tmp_path):
     points = _points([[[[60.0, 70.0]]]])
     expected = tiny_model(pixel_values=_pixels(), input_points=points)
     actual = eager(pixel_values=_pixels(), input_points=points)
-    torch.testing.assert_close(actual.pred_masks, expected.pred_masks, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(actual.iou_scores, expected.iou_scores, rtol=1e-4, atol=1e-4)
+    assert_same_logits(actual.pred_masks, expected.pred_masks)
+    assert_same_logits(actual.iou_scores, expected.iou_scores)
 
 
 @torch.no_grad()
@@ -127,20 +124,16 @@ def test_save_and_load_round_trip(tiny_model, tmp_path):
     for name, tensor in tiny_model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], tensor), name
     points = _points([[[[60.0, 70.0]]]])
-    torch.testing.assert_close(
-        loaded(pixel_values=_pixels(), input_points=points).pred_masks,
-        tiny_model(pixel_values=_pixels(), input_points=points).pred_masks,
-        rtol=0,
-        atol=0,
-    )
+    expected = tiny_model(pixel_values=_pixels(), input_points=points).pred_masks
+    assert_same_logits(loaded(pixel_values=_pixels(), input_points=points).pred_masks, expected)
 
 
 def _architecture(config_dict: dict) -> dict:
-    """A config's fields without the bookkeeping that saving and loading sets (path, dtype)."""
+    """A config's fields without the bookkeeping that saving and loading sets (path, dtype, auto_map)."""
     return {
         key: _architecture(value) if isinstance(value, dict) else value
         for key, value in config_dict.items()
-        if key not in ("_name_or_path", "dtype")
+        if key not in ("_name_or_path", "dtype", "auto_map")
     }
 
 
@@ -157,6 +150,13 @@ def _architecture(config_dict: dict) -> dict:
         ({"input_boxes": torch.zeros(1, 1, 3)}, "input_boxes"),
         ({"input_boxes": torch.zeros(1, 2, 4), "input_points": torch.zeros(1, 1, 1, 2)}, "input_boxes"),
         ({"input_masks": torch.zeros(1, 1, 32, 32)}, "input_masks"),
+        ({"input_points": torch.full((1, 1, 1, 2), float("nan"))}, "input_points holds NaN"),
+        ({"input_boxes": torch.tensor([[[1.0, 2.0, float("inf"), 40.0]]])}, "input_boxes holds NaN or infinite"),
+        (
+            {"input_points": torch.ones(1, 1, 1, 2), "input_masks": torch.full((1, 1, 64, 64), float("nan"))},
+            "input_masks holds NaN",
+        ),
+        ({"pixel_values": torch.full((1, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE), float("nan"))}, "pixel_values holds NaN"),
         ({}, "prompt"),
     ],
 )
@@ -192,11 +192,68 @@ def test_transformers_checkpoint_loads_and_gives_the_same_outputs():
     with sdpa_kernel(SDPBackend.MATH):
         reference_embeddings = reference.get_image_embeddings(pixels)
         for expected, actual in zip(reference_embeddings, embeddings):
-            torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+            assert_same_float32(actual, expected)
         for prompt in prompts.values():
             for multimask_output in (True, False):
                 expected = reference(image_embeddings=reference_embeddings, multimask_output=multimask_output, **prompt)
                 actual = ours(image_embeddings=embeddings, multimask_output=multimask_output, **prompt)
-                torch.testing.assert_close(actual.pred_masks, expected.pred_masks, rtol=0, atol=1e-5)
-                torch.testing.assert_close(actual.iou_scores, expected.iou_scores, rtol=1e-5, atol=1e-5)
-                torch.testing.assert_close(actual.object_score_logits, expected.object_score_logits, rtol=1e-5, atol=1e-5)
+                assert_same_logits(actual.pred_masks, expected.pred_masks)
+                assert_same_logits(actual.iou_scores, expected.iou_scores)
+                assert_same_logits(actual.object_score_logits, expected.object_score_logits)
+
+
+# ------------------------------------------------------------------------------ what a new user passes
+
+
+def _tiny_processor() -> EdgeTamProcessor:
+    from edgetam_hf.cli.models import image_processor_for
+
+    return EdgeTamProcessor(image_processor_for(tiny_image_model()), target_size=TINY_IMAGE_SIZE)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@torch.no_grad()
+def test_reduced_precision_model_takes_the_processors_float32_inputs(tiny_model, dtype):
+    processor = _tiny_processor()
+    image = (torch.rand(3, 60, 80, generator=torch.Generator().manual_seed(3)) * 255).to(torch.uint8)
+    inputs = processor(images=image, input_points=[[[[20, 30]]]], input_boxes=[[[5, 5, 50, 40]]],
+                       input_masks=torch.zeros(1, 1, TINY_IMAGE_SIZE // 4, TINY_IMAGE_SIZE // 4))
+    assert inputs["pixel_values"].dtype == torch.float32
+    reduced = tiny_image_model().to(dtype)
+    outputs = reduced(**inputs)
+    reused = reduced(image_embeddings=tiny_model.get_image_embeddings(inputs["pixel_values"]), input_boxes=inputs["input_boxes"])
+    expected = tiny_model(**inputs)
+    assert outputs.pred_masks.dtype == dtype and reused.pred_masks.dtype == dtype
+    # float16 / bfloat16 keep 11 / 8 significant bits. Measured on the tiny model: IoU scores (~0.45)
+    # move by <1 unit of the last place (eps) and mask logits by ~12 eps x their largest magnitude
+    # (rounding through ~20 layers); the tolerances leave a margin of 4 and ~1.4.
+    eps = torch.finfo(dtype).eps
+    iou_tolerance = 4 * eps * max(1.0, expected.iou_scores.abs().max().item())
+    logit_tolerance = 16 * eps * expected.pred_masks.abs().max().item()
+    torch.testing.assert_close(outputs.iou_scores.float(), expected.iou_scores, rtol=0, atol=iou_tolerance)
+    torch.testing.assert_close(outputs.pred_masks.float(), expected.pred_masks, rtol=0, atol=logit_tolerance)
+
+
+def test_saved_weights_are_as_readable_as_the_config(tiny_model, tmp_path):
+    import stat
+
+    tiny_model.save_pretrained(tmp_path)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in tmp_path.iterdir()}
+    assert modes["model.safetensors"] == modes["config.json"], modes
+
+
+@torch.no_grad()
+def test_prompts_in_image_pixels_are_refused_naming_the_processor(tiny_model):
+    embeddings = tiny_model.get_image_embeddings(_pixels())
+    beyond_the_frame = _points([[[10.0, 20.0, TINY_IMAGE_SIZE + 300.0, 140.0]]])  # a 1800-wide photo's pixels
+    with pytest.raises(ValueError, match=r"input_boxes .* outside the model's 256x256 input frame.*processor\(original_sizes"):
+        tiny_model(image_embeddings=embeddings, input_boxes=beyond_the_frame)
+    with pytest.raises(ValueError, match=r"input_points .* outside .*processor\(original_sizes"):
+        tiny_model(image_embeddings=embeddings, input_points=_points([[[[-5.0, 10.0]]]]))
+    with pytest.raises(ValueError, match=r"input_boxes must be a torch.Tensor .*got list.*processor\(original_sizes"):
+        tiny_model(image_embeddings=embeddings, input_boxes=[[[10, 20, 100, 140]]])
+    # the processor's padding points (label -1, coordinates -10) are not prompts and pass
+    processor = _tiny_processor()
+    padded = processor(original_sizes=[[60, 80]], input_points=[[[[20, 30], [40, 50]], [[10, 10]]]])
+    assert padded["input_labels"].min() == -1
+    tiny_model(image_embeddings=embeddings, input_points=padded["input_points"], input_labels=padded["input_labels"])

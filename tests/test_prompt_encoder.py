@@ -4,6 +4,7 @@ import torch
 from _transformers_edgetam import randomise_, randomised_transformers_edgetam
 from edgetam_hf.configuration import EdgeTamPromptEncoderConfig
 from edgetam_hf.prompt_encoder import EdgeTamPromptEncoder
+from _tolerance import assert_same_float32
 
 
 def tiny_prompt_encoder() -> EdgeTamPromptEncoder:
@@ -27,8 +28,8 @@ def test_click_embedding_is_the_shifted_fourier_code_plus_its_label_embedding():
         expected_positive = encoder.shared_embedding(torch.tensor([10.5, 20.5]) / 128) + encoder.point_embed.weight[1]
         expected_negative = encoder.shared_embedding(torch.tensor([64.5, 3.5]) / 128) + encoder.point_embed.weight[0]
     assert sparse.shape == (1, 1, 4, 32)  # three clicks and the appended padding point
-    torch.testing.assert_close(sparse[0, 0, 0], expected_positive, rtol=0, atol=0)
-    torch.testing.assert_close(sparse[0, 0, 1], expected_negative, rtol=0, atol=0)
+    assert_same_float32(sparse[0, 0, 0], expected_positive)
+    assert_same_float32(sparse[0, 0, 1], expected_negative)
     # A padding click and the appended padding point carry only `not_a_point_embed`.
     torch.testing.assert_close(sparse[0, 0, 2], encoder.not_a_point_embed.weight[0], rtol=0, atol=0)
     torch.testing.assert_close(sparse[0, 0, 3], encoder.not_a_point_embed.weight[0], rtol=0, atol=0)
@@ -46,7 +47,7 @@ def test_box_becomes_two_labelled_corners_before_the_clicks():
             torch.tensor([[[[8.0, 16.0], [100.0, 90.0], [50.0, 40.0]]]]), torch.tensor([[[2, 3, 1]]])
         )
     assert box_and_click.shape == (1, 1, 4, 32)
-    torch.testing.assert_close(box_and_click, as_points, rtol=0, atol=0)
+    assert_same_float32(box_and_click, as_points)
 
 
 def test_mask_prompt_alone_gives_no_sparse_token():
@@ -65,8 +66,8 @@ def test_image_positional_embeddings_encode_the_cell_centres():
         corner = encoder.shared_embedding(torch.tensor([0.5 / 8, 0.5 / 8]))
         last_row_first_column = encoder.shared_embedding(torch.tensor([0.5 / 8, 7.5 / 8]))
     assert grid.shape == (1, 32, 8, 8)
-    torch.testing.assert_close(grid[0, :, 0, 0], corner, rtol=0, atol=0)
-    torch.testing.assert_close(grid[0, :, 7, 0], last_row_first_column, rtol=0, atol=0)
+    assert_same_float32(grid[0, :, 0, 0], corner)
+    assert_same_float32(grid[0, :, 7, 0], last_row_first_column)
 
 
 # Parity with transformers' built-in EdgeTam prompt encoder (the same random weights).
@@ -108,8 +109,8 @@ def test_points_with_padding_labels_and_masks_match_transformers(prompt_encoders
         sparse, dense = ours(points, labels, None, masks)
         expected_sparse, expected_dense = reference(points, labels, None, masks)
     assert sparse.shape == (2, 3, 5, 256) and dense.shape == (2, 256, 64, 64)
-    torch.testing.assert_close(sparse, expected_sparse, rtol=0, atol=1e-5)
-    torch.testing.assert_close(dense, expected_dense, rtol=0, atol=1e-5)
+    assert_same_float32(sparse, expected_sparse)
+    assert_same_float32(dense, expected_dense)
 
 
 def test_boxes_match_transformers(prompt_encoders):
@@ -120,7 +121,7 @@ def test_boxes_match_transformers(prompt_encoders):
         sparse, _ = ours(None, None, boxes, None)
         expected_sparse, _ = reference(None, None, boxes, None)
     assert sparse.shape == (2, 3, 3, 256)  # two corners and the padding point
-    torch.testing.assert_close(sparse, expected_sparse, rtol=0, atol=1e-5)
+    assert_same_float32(sparse, expected_sparse)
 
 
 def test_box_and_points_match_transformers_up_to_token_order(prompt_encoders):
@@ -133,7 +134,7 @@ def test_box_and_points_match_transformers_up_to_token_order(prompt_encoders):
         expected_sparse, _ = reference(points, labels, boxes, None)
     # Ours is the original's [corners, clicks, padding]; transformers' is [clicks, corners, padding].
     reordered = torch.cat([sparse[:, :, 2:6], sparse[:, :, 0:2], sparse[:, :, 6:]], dim=2)
-    torch.testing.assert_close(reordered, expected_sparse, rtol=0, atol=1e-5)
+    assert_same_float32(reordered, expected_sparse)
 
 
 def test_image_positional_embeddings_match_transformers():
@@ -141,6 +142,4 @@ def test_image_positional_embeddings_match_transformers():
     ours = EdgeTamPromptEncoder(EdgeTamPromptEncoderConfig()).eval()
     ours.load_state_dict(reference.prompt_encoder.state_dict())
     with torch.no_grad():
-        torch.testing.assert_close(
-            ours.get_image_positional_embeddings(), reference.get_image_wide_positional_embeddings(), rtol=0, atol=1e-6
-        )
+        assert_same_float32(ours.get_image_positional_embeddings(), reference.get_image_wide_positional_embeddings())

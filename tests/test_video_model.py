@@ -10,9 +10,7 @@ from _video_tiny import model, processor, single_thread  # noqa: F401  (fixtures
 from edgetam_hf.configuration import EdgeTamVideoConfig
 from edgetam_hf.modeling_video import EdgeTamVideoModel
 from edgetam_hf.video.hole_filling import fill_holes
-
-# Objects tracked in different batches (or a different number of them) may round differently.
-BATCH_TOLERANCE = dict(rtol=0, atol=1e-4)
+from _tolerance import assert_same_logits
 
 
 def _session(processor, frames=None, **kwargs):
@@ -62,7 +60,7 @@ def test_eight_objects_in_one_session_equal_eight_sessions(model, processor):
         _click(processor, alone, 0, obj, point_of=points.get)
         model(alone, frame_idx=0)
         for joint, single in zip(together, model.propagate_in_video_iterator(alone)):
-            torch.testing.assert_close(joint.pred_masks[obj - 1], single.pred_masks[0], **BATCH_TOLERANCE)
+            assert_same_logits(joint.pred_masks[obj - 1], single.pred_masks[0])
 
 
 def test_every_prompted_frame_conditions_every_object(model, processor):
@@ -100,7 +98,7 @@ def test_object_added_after_tracking_is_tracked_as_if_added_before(model, proces
     model(early, frame_idx=3)
     expected = _masks_by_frame(model.propagate_in_video_iterator(early))
     for frame_idx in range(NUM_FRAMES):
-        torch.testing.assert_close(after[frame_idx][1], expected[frame_idx][1], **BATCH_TOLERANCE)
+        assert_same_logits(after[frame_idx][1], expected[frame_idx][1])
 
 
 def test_removing_an_object_leaves_the_others_unchanged(model, processor):
@@ -115,7 +113,7 @@ def test_removing_an_object_leaves_the_others_unchanged(model, processor):
         torch.testing.assert_close(stored, before[frame_idx][[0, 2]], rtol=0, atol=0)
     again = _masks_by_frame(model.propagate_in_video_iterator(session))
     for frame_idx in range(NUM_FRAMES):
-        torch.testing.assert_close(again[frame_idx], before[frame_idx][[0, 2]], **BATCH_TOLERANCE)
+        assert_same_logits(again[frame_idx], before[frame_idx][[0, 2]])
     model.remove_object(session, 1)
     model.remove_object(session, 3)
     assert session.obj_ids == []
@@ -134,7 +132,7 @@ def test_reverse_tracking_equals_forward_tracking_of_the_reversed_video(model, p
     _click(processor, forwards, 0, 2, point_of=lambda obj: point)
     model(forwards, frame_idx=0)
     for reverse_output, forward_output in zip(reverse_outputs, model.propagate_in_video_iterator(forwards)):
-        torch.testing.assert_close(reverse_output.pred_masks, forward_output.pred_masks, rtol=0, atol=0)
+        assert_same_logits(reverse_output.pred_masks, forward_output.pred_masks)
 
 
 def test_start_frame_and_maximum_number_of_frames(model, processor):
@@ -258,8 +256,8 @@ def test_streaming_frames_one_by_one_equals_the_whole_video(model, processor):
         pixel_values = processor(images=frame)["pixel_values"]
         output = model(streamed, frame=pixel_values[0])
         assert output.frame_idx == reference.frame_idx
-        torch.testing.assert_close(output.pred_masks, reference.pred_masks, rtol=0, atol=0)
-        torch.testing.assert_close(output.object_score_logits, reference.object_score_logits, rtol=0, atol=0)
+        assert_same_logits(output.pred_masks, reference.pred_masks)
+        assert_same_logits(output.object_score_logits, reference.object_score_logits)
 
 
 def test_memory_in_float32_or_bfloat16(model, processor):

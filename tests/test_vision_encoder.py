@@ -12,6 +12,7 @@ from torch import nn
 from edgetam_hf.configuration import EdgeTamVisionConfig
 from edgetam_hf.position_encoding import SinePositionEncoding
 from edgetam_hf.vision_encoder import EdgeTamVisionEncoder, RepVitConvNorm, RepVitTokenMixer
+from _tolerance import assert_same_float32
 
 TINY_CONFIG = dict(backbone_embed_dims=[8, 16, 24, 32], backbone_depths=[1, 1, 3, 1], fpn_hidden_size=16)
 # From the original checkpoint's key listing: trunk 4,713,712 + neck 185,344.
@@ -37,10 +38,10 @@ def randomise_(module: nn.Module, seed: int = 0) -> nn.Module:
     return module.eval()
 
 
-def assert_tuples_close(actual, expected, rtol=1e-5, atol=1e-5):
+def assert_tuples_close(actual, expected):
     assert len(actual) == len(expected)
     for actual_tensor, expected_tensor in zip(actual, expected):
-        torch.testing.assert_close(actual_tensor, expected_tensor, rtol=rtol, atol=atol)
+        assert_same_float32(actual_tensor, expected_tensor)
 
 
 # ----------------------------------------------------------------------------- default tier
@@ -72,9 +73,9 @@ def test_neck_top_down_only_on_configured_levels():
         convs = encoder.neck.convs  # convs[k] reads level 3 - k
         lowest = convs[0](trunk_features[3])
         level_2 = convs[1](trunk_features[2]) + F.interpolate(lowest, scale_factor=2.0, mode="nearest")
-    torch.testing.assert_close(fpn_hidden_states[2], level_2, rtol=0, atol=0)
-    torch.testing.assert_close(fpn_hidden_states[1], convs[2](trunk_features[1]), rtol=0, atol=0)
-    torch.testing.assert_close(fpn_hidden_states[0], convs[3](trunk_features[0]), rtol=0, atol=0)
+    assert_same_float32(fpn_hidden_states[2], level_2)
+    assert_same_float32(fpn_hidden_states[1], convs[2](trunk_features[1]))
+    assert_same_float32(fpn_hidden_states[0], convs[3](trunk_features[0]))
 
 
 @pytest.mark.parametrize("kernel_size", [3, 5])
@@ -89,7 +90,7 @@ def test_fuse_tiny_gives_same_outputs(kernel_size):
 
     leftovers = [m for m in encoder.modules() if isinstance(m, (nn.BatchNorm2d, RepVitConvNorm, RepVitTokenMixer))]
     assert leftovers == []
-    assert_tuples_close(fused[0], unfused[0], rtol=1e-4, atol=1e-5)
+    assert_tuples_close(fused[0], unfused[0])
 
 
 def test_fuse_full_size_trunk_gives_same_outputs():
@@ -150,7 +151,7 @@ def test_fuse_matches_timm_repvit_fuse():
     expected, actual = trunk_state(reference), trunk.state_dict()
     assert list(actual) == list(expected)
     for key in actual:
-        torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=0, msg=key)
+        assert_same_float32(actual[key], expected[key], msg=key)
 
 
 @pytest.fixture(scope="module")

@@ -1,18 +1,30 @@
 """edgetam-hf: Meta's EdgeTAM in the Hugging Face Transformers style."""
 
-from .configuration import (
-    EdgeTamConfig,
-    EdgeTamMaskDecoderConfig,
-    EdgeTamPromptEncoderConfig,
-    EdgeTamVideoConfig,
-    EdgeTamVisionConfig,
-)
-from .modeling import EdgeTamModel, EdgeTamPreTrainedModel
-from .modeling_video import EdgeTamVideoModel
-from .outputs import EdgeTamImageSegmentationOutput, EdgeTamVideoSegmentationOutput
-from .processing import EdgeTamImageProcessor, EdgeTamProcessor
-from .video import EdgeTamVideoInferenceSession
-from .video_processing import EdgeTamVideoProcessor
+
+def _torch_is_importable() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# Without torch only the NumPy + onnxruntime runtime, `edgetam_hf.onnx`, is usable.
+_TORCH_AVAILABLE = _torch_is_importable()
+if _TORCH_AVAILABLE:
+    from .configuration import (
+        EdgeTamConfig,
+        EdgeTamMaskDecoderConfig,
+        EdgeTamPromptEncoderConfig,
+        EdgeTamVideoConfig,
+        EdgeTamVisionConfig,
+    )
+    from .modeling import EdgeTamModel, EdgeTamPreTrainedModel
+    from .modeling_video import EdgeTamVideoModel
+    from .outputs import EdgeTamImageSegmentationOutput, EdgeTamVideoSegmentationOutput
+    from .processing import EdgeTamImageProcessor, EdgeTamProcessor
+    from .video import EdgeTamVideoInferenceSession
+    from .video_processing import EdgeTamVideoProcessor
 
 __all__ = [
     "EdgeTamConfig",
@@ -58,19 +70,15 @@ def _register_with_transformers_auto_classes() -> None:
         IMAGE_PROCESSOR_MAPPING.register(config_class, backends, exist_ok=True)
     AutoProcessor.register(EdgeTamConfig, EdgeTamProcessor, exist_ok=True)
     AutoProcessor.register(EdgeTamVideoConfig, EdgeTamVideoProcessor, exist_ok=True)
-
-    # save_pretrained then writes an `auto_map` and copies the code files next to the weights, so that
-    # transformers alone loads the folder with trust_remote_code=True (EdgeTamModel adds
-    # AutoModelForMaskGeneration to the map itself).
-    EdgeTamConfig.register_for_auto_class("AutoConfig")
-    EdgeTamModel.register_for_auto_class("AutoModel")
-    EdgeTamImageProcessor.register_for_auto_class("AutoImageProcessor")
-    EdgeTamProcessor.register_for_auto_class("AutoProcessor")
-    # Not the video classes, which would inherit it: transformers copies only flat modules, and the
-    # video model and processor import the video/ sub-package (their save_pretrained would fail);
-    # an auto_map naming the video config alone would pair it with transformers' EdgeTamVideoModel.
-    EdgeTamVideoConfig._auto_class = None
-    EdgeTamVideoProcessor._auto_class = None
+    # A video folder serves mask generation with the image model (which leaves the memory weights
+    # aside), as transformers maps its own video config. Straight into the mapping: `register`
+    # refuses a model class whose config class has another name.
+    AutoModelForMaskGeneration._model_mapping.register(EdgeTamVideoConfig, EdgeTamModel, exist_ok=True)
+    # transformers loading a folder through remote code imports its `edgetam_hf_classes.py`, which
+    # imports this package and so runs this function (remote_code.py).
 
 
-_register_with_transformers_auto_classes()
+if _TORCH_AVAILABLE:
+    _register_with_transformers_auto_classes()
+else:
+    __all__ = []

@@ -13,6 +13,8 @@ memory attention's RoPE as `rope_parameters`).
 from huggingface_hub.dataclasses import strict
 from transformers.configuration_utils import PreTrainedConfig
 
+from .remote_code import WritesItsOwnAutoMap, write_classes_file
+
 
 @strict
 class EdgeTamVisionConfig(PreTrainedConfig):
@@ -108,7 +110,7 @@ class EdgeTamMaskDecoderConfig(PreTrainedConfig):
 
 
 @strict
-class EdgeTamConfig(PreTrainedConfig):
+class EdgeTamConfig(WritesItsOwnAutoMap, PreTrainedConfig):
     """The image model: vision encoder, prompt encoder and mask decoder."""
 
     model_type = "edgetam_hf"
@@ -144,6 +146,21 @@ class EdgeTamConfig(PreTrainedConfig):
         from .loading import write_config_json
 
         write_config_json(self, json_file_path, use_diff)
+
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
+        # config.json's auto_map names the classes file written beside it (remote_code.py).
+        super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        write_classes_file(save_directory)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        # transformers warns "can yield errors" when the folder's model type is not this class's;
+        # from_dict translates every EdgeTAM type (an image model reading a video folder keeps the
+        # image fields, as transformers' own EdgeTamModel does), so the warning would be noise.
+        from .loading import without_model_type_warning
+
+        with without_model_type_warning():
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
 
 @strict

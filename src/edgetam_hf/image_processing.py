@@ -21,8 +21,6 @@ from PIL import Image
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.processing_utils import ImagesKwargs
 
-# `from .module import` (not `from . import module`): transformers copies a model's code to the Hub by
-# following exactly this form of relative import.
 from .mask_generation import (
     check_room_for_upsampled_masks,
     crops_and_point_prompts,
@@ -31,6 +29,7 @@ from .mask_generation import (
     rle_to_mask,
     rle_with_list_counts,
 )
+from .remote_code import WritesItsOwnAutoMap, image_processor_class_path
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ class EdgeTamImageProcessorKwargs(ImagesKwargs, total=False):
     mask_size: dict[str, int]
 
 
-class EdgeTamImageProcessor(BaseImageProcessor):
+class EdgeTamImageProcessor(WritesItsOwnAutoMap, BaseImageProcessor):
     """RGB image -> normalised (3, 1024, 1024) float32 pixels, and mask logits -> image-size masks.
 
     Ports `SAM2Transforms` (sam2/utils/transforms.py): ToTensor (uint8 / 255 in float32), resize to
@@ -90,6 +89,11 @@ class EdgeTamImageProcessor(BaseImageProcessor):
             raise ValueError(
                 f"image_mean and image_std must hold 3 values (std > 0); got {self.image_mean} and {self.image_std}"
             )
+
+    def to_dict(self) -> dict:
+        # Names the classes file written beside a saved folder (remote_code.py): AutoImageProcessor
+        # looks for its auto_map in this dict.
+        return {**super().to_dict(), "auto_map": {"AutoImageProcessor": image_processor_class_path()}}
 
     def preprocess(
         self, images, input_data_format: str | None = None, return_tensors: str | None = "pt"

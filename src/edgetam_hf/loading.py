@@ -17,6 +17,8 @@ Loading is strict: a weight that is missing, unexpected or of the wrong shape is
 names it, because a partly random EdgeTAM still returns plausible-looking masks.
 """
 
+import contextlib
+import copy
 import dataclasses
 import json
 import logging
@@ -24,7 +26,9 @@ import os
 
 import torch
 from safetensors import SafetensorError
+from transformers.configuration_utils import PreTrainedConfig
 
+from .remote_code import auto_map
 from .weights import fit_original_state_dict, read_original_checkpoint, weight_problems
 
 logger = logging.getLogger(__name__)
@@ -67,6 +71,12 @@ def config_dict_for(config_class, config_dict: dict) -> dict:
     known = [*TRANSFORMERS_MODEL_TYPES, *TRANSFORMERS_MODEL_TYPES.values()]
     if model_type not in known:
         raise ValueError(f"config.json describes a {model_type!r} model, not EdgeTAM (model_type one of {known})")
+    if _is_video_type(config_class.model_type) and not _is_video_type(model_type):
+        raise ValueError(
+            f"this folder holds the image model only (model_type {model_type!r}), without the memory weights "
+            "that video tracking needs; convert Meta's checkpoint with the video model: "
+            "`edgetam-hf convert edgetam.pt FOLDER` (the default --model both)"
+        )
     ours = dict(config_dict)
     if "vision_config" in ours:
         ours["vision_config"] = _vision_from_disk(ours["vision_config"])
@@ -84,6 +94,10 @@ def config_dict_for(config_class, config_dict: dict) -> dict:
     if "rope_parameters" in ours:
         ours["memory_attention_rope_theta"] = _rope_theta(ours.pop("rope_parameters"))
     return _fit_to_class(config_class, ours)
+
+
+def _is_video_type(model_type: str) -> bool:
+    return model_type in ("edgetam_hf_video", TRANSFORMERS_MODEL_TYPES["edgetam_hf_video"])
 
 
 def _vision_from_disk(vision: dict) -> dict:
@@ -162,6 +176,26 @@ def _fit_to_class(config_class, config_dict: dict) -> dict:
     return fitted
 
 
+class _ModelTypeWarningFilter(logging.Filter):
+    """Drops transformers' note that a config.json of another EdgeTAM model type is being read."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("You are using a model of type") and "can yield errors" in message)
+
+
+@contextlib.contextmanager
+def without_model_type_warning():
+    """While reading a config.json that `config_dict_for` translates (it refuses every other model)."""
+    transformers_logger = logging.getLogger("transformers.configuration_utils")
+    model_type_filter = _ModelTypeWarningFilter()
+    transformers_logger.addFilter(model_type_filter)
+    try:
+        yield
+    finally:
+        transformers_logger.removeFilter(model_type_filter)
+
+
 # ---------------------------------------------------------------------------- config.json, write
 
 
@@ -202,8 +236,10 @@ def disk_config_dict(config_dict: dict) -> dict:
 
 
 def write_config_json(config, json_file_path, use_diff: bool = True) -> None:
-    """Writes config.json for both libraries (see the module docstring)."""
+    """Writes config.json for both libraries (see the module docstring), with the `auto_map` that
+    lets transformers load it with `trust_remote_code=True` (remote_code.py)."""
     config_dict = disk_config_dict(config.to_diff_dict() if use_diff else config.to_dict())
+    config_dict["auto_map"] = auto_map(config.model_type)
     with open(json_file_path, "w", encoding="utf-8") as writer:
         writer.write(json.dumps(config_dict, indent=2, sort_keys=True) + "\n")
 
@@ -223,8 +259,12 @@ def load_pretrained(model_class, base_from_pretrained, pretrained_model_name_or_
     # RuntimeError that points to its log); a caller who asks to ignore them keeps that choice.
     ignore_mismatched_sizes = kwargs.pop("ignore_mismatched_sizes", False)
     source = pretrained_model_name_or_path
+    config = kwargs.get("config")
+    if isinstance(config, PreTrainedConfig) and type(config) is not model_class.config_class:
+        # e.g. transformers' AutoModelForMaskGeneration handing a video folder's config to the image model
+        kwargs["config"] = model_class.config_class.from_dict(config.to_dict())
     if is_original_checkpoint_path(pretrained_model_name_or_path):
-        config = _config_instance(model_class, kwargs.pop("config", None))
+        config = _with_overrides(_config_instance(model_class, kwargs.pop("config", None)), kwargs)
         kwargs["state_dict"] = original_state_dict_for(model_class, config, pretrained_model_name_or_path)
         kwargs["config"] = config
         pretrained_model_name_or_path = None
@@ -237,7 +277,27 @@ def load_pretrained(model_class, base_from_pretrained, pretrained_model_name_or_
             f"the weights of {source} are not a readable safetensors file (truncated?): {error}"
         ) from error
     check_loading_info(model, loading_info, source, ignore_mismatched_sizes)
+    own_aligned_memory(model)
     return (model, loading_info) if return_loading_info else model
+
+
+# What PyTorch's CPU allocator guarantees; safetensors hands out views of the file at any offset.
+TENSOR_ALIGNMENT_BYTES = 64
+
+
+def own_aligned_memory(model: torch.nn.Module) -> None:
+    """Copies every parameter and buffer that lies at an unaligned address into memory of its own.
+
+    Weights read from safetensors are views into the file at whatever offset the header left
+    them (data_ptr % 64 of 52, 4, 36, ...), and some CPUs' convolution and matmul kernels round
+    differently for such buffers: without this, one machine gives a model loaded from a folder
+    outputs ~3e-5 (relative) away from the same weights built in memory. After it, a model computes
+    the same wherever its weights came from.
+    """
+    with torch.no_grad():
+        for tensor in (*model.parameters(), *model.buffers()):
+            if tensor.data_ptr() % TENSOR_ALIGNMENT_BYTES:
+                tensor.data = tensor.data.clone()
 
 
 def _config_instance(model_class, config):
@@ -245,6 +305,21 @@ def _config_instance(model_class, config):
         return model_class.config_class()
     if isinstance(config, (str, os.PathLike)):
         return model_class.config_class.from_pretrained(config)
+    return config
+
+
+def _with_overrides(config, kwargs: dict):
+    """`config` with the keyword arguments that name its own fields (`fill_hole_area=0`, ...) taken
+    out of `kwargs` and applied, as transformers applies them when it reads a folder's config.json."""
+    own_fields = {field.name for field in dataclasses.fields(config)} - {
+        field.name for field in dataclasses.fields(PreTrainedConfig)
+    }
+    overrides = {key: kwargs.pop(key) for key in list(kwargs) if key in own_fields}
+    if not overrides:
+        return config
+    config = copy.deepcopy(config)  # the caller's config object stays as it was
+    for key, value in overrides.items():
+        setattr(config, key, value)
     return config
 
 

@@ -134,6 +134,26 @@ class EdgeTamMaskDecoder(nn.Module):
                 (batch, hidden / 4, 128, 128)] from `project_high_resolution_features`; rows may
                 also be given per object (batch * num_objects).
         """
+        every_mask = self.decode_every_mask(
+            image_embeddings,
+            image_positional_embeddings,
+            sparse_prompt_embeddings,
+            dense_prompt_embeddings,
+            high_resolution_features,
+        )
+        return self.select_masks(every_mask, multimask_output)
+
+    def decode_every_mask(
+        self,
+        image_embeddings: torch.Tensor,
+        image_positional_embeddings: torch.Tensor,
+        sparse_prompt_embeddings: torch.Tensor,
+        dense_prompt_embeddings: torch.Tensor,
+        high_resolution_features: Sequence[torch.Tensor],
+    ) -> EdgeTamMaskDecoderOutput:
+        """`forward` before the choice of masks: all `num_multimask_outputs + 1` masks, IoU scores and
+        mask tokens of every object (token 0 is the single-mask output). The ONNX export returns
+        both choices from one pass through the decoder."""
         batch_size, num_objects = sparse_prompt_embeddings.shape[:2]
         num_rows = batch_size * num_objects
         hidden_size, height, width = image_embeddings.shape[1:]
@@ -158,13 +178,10 @@ class EdgeTamMaskDecoder(nn.Module):
         iou_scores = self.iou_prediction_head(iou_token_out)  # (rows, num_mask_tokens)
         object_score_logits = self.pred_obj_score_head(object_score_token_out)  # (rows, 1)
 
-        mask_logits, iou_scores, sam_output_tokens = self._select_masks(
-            mask_logits, iou_scores, mask_tokens_out, multimask_output
-        )
         return EdgeTamMaskDecoderOutput(
             mask_logits=mask_logits.reshape(batch_size, num_objects, *mask_logits.shape[1:]),
             iou_scores=iou_scores.reshape(batch_size, num_objects, -1),
-            sam_output_tokens=sam_output_tokens.reshape(batch_size, num_objects, -1, hidden_size),
+            sam_output_tokens=mask_tokens_out.reshape(batch_size, num_objects, -1, hidden_size),
             object_score_logits=object_score_logits.reshape(batch_size, num_objects, 1),
         )
 
@@ -181,15 +198,13 @@ class EdgeTamMaskDecoder(nn.Module):
         mask_logits = hypernetwork_weights @ upscaled.reshape(num_rows, channels, height * width)
         return mask_logits.reshape(num_rows, -1, height, width)
 
-    def _select_masks(
-        self,
-        mask_logits: torch.Tensor,
-        iou_scores: torch.Tensor,
-        mask_tokens_out: torch.Tensor,
-        multimask_output: bool,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def select_masks(self, every_mask: EdgeTamMaskDecoderOutput, multimask_output: bool) -> EdgeTamMaskDecoderOutput:
+        """The masks `forward` answers with, from `decode_every_mask`'s output."""
+        mask_logits, iou_scores, mask_tokens = every_mask.mask_logits, every_mask.iou_scores, every_mask.sam_output_tokens
         if multimask_output:
-            return mask_logits[:, 1:], iou_scores[:, 1:], mask_tokens_out[:, 1:]
+            return every_mask._replace(
+                mask_logits=mask_logits[:, :, 1:], iou_scores=iou_scores[:, :, 1:], sam_output_tokens=mask_tokens[:, :, 1:]
+            )
         # With one mask the pointer token is always the single-mask token 0, even when the
         # stability rule answers with a multimask mask: it is the token seen in training.
         if self.config.dynamic_multimask_via_stability and not self.training:
@@ -200,8 +215,8 @@ class EdgeTamMaskDecoder(nn.Module):
                 self.config.dynamic_multimask_stability_thresh,
             )
         else:
-            mask_logits, iou_scores = mask_logits[:, 0:1], iou_scores[:, 0:1]
-        return mask_logits, iou_scores, mask_tokens_out[:, 0:1]
+            mask_logits, iou_scores = mask_logits[:, :, 0:1], iou_scores[:, :, 0:1]
+        return every_mask._replace(mask_logits=mask_logits, iou_scores=iou_scores, sam_output_tokens=mask_tokens[:, :, 0:1])
 
     @staticmethod
     def _per_object(tensor: torch.Tensor, batch_size: int, num_objects: int) -> torch.Tensor:

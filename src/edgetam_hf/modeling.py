@@ -1,6 +1,7 @@
 """The PreTrainedModel classes: the shared base and the image model `EdgeTamModel`."""
 
 import logging
+import os
 
 import torch
 from torch import nn
@@ -12,11 +13,13 @@ from .mask_decoder import EdgeTamMaskDecoder
 from .outputs import EdgeTamImageSegmentationOutput
 from .position_encoding import RandomFourierPositionEncoding
 from .prompt_encoder import EdgeTamPromptEncoder
+from .remote_code import WritesItsOwnAutoMap
 from .vision_encoder import EdgeTamVisionEncoder
 
 logger = logging.getLogger(__name__)
 
-class EdgeTamPreTrainedModel(PreTrainedModel):
+
+class EdgeTamPreTrainedModel(WritesItsOwnAutoMap, PreTrainedModel):
     config_class = EdgeTamConfig
     base_model_prefix = "edgetam"
     main_input_name = "pixel_values"
@@ -37,6 +40,18 @@ class EdgeTamPreTrainedModel(PreTrainedModel):
         from .loading import load_pretrained
 
         return load_pretrained(cls, super().from_pretrained, pretrained_model_name_or_path, *model_args, **kwargs)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        super().save_pretrained(save_directory, *args, **kwargs)
+        # The weights file is created private to the user (0600), unlike the config next to it; give
+        # it config.json's mode (from the umask) so that a shared or served folder is readable throughout.
+        config_path = os.path.join(save_directory, "config.json")
+        if not os.path.isfile(config_path):  # save_config=False
+            return
+        config_mode = os.stat(config_path).st_mode & 0o777
+        for name in os.listdir(save_directory):
+            if name.endswith(".safetensors") or name.endswith(".safetensors.index.json"):
+                os.chmod(os.path.join(save_directory, name), config_mode)
 
     def set_attn_implementation(self, attn_implementation):
         super().set_attn_implementation(attn_implementation)
@@ -84,6 +99,9 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         r"^occlusion_spatial_embedding_parameter$",
     ]
 
+    # The loss averages over objects itself; Trainer must not pass `num_items_in_batch` (tokens).
+    accepts_loss_kwargs = False
+
     def __init__(self, config: EdgeTamConfig):
         super().__init__(config)
         self.vision_encoder = EdgeTamVisionEncoder(config.vision_config)
@@ -101,28 +119,24 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         with torch.no_grad():
             self.shared_image_embedding.positional_embedding.copy_(self.prompt_encoder.shared_embedding.positional_embedding)
 
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        # transformers writes only this class's `_auto_class` (AutoModel) into config.json's auto_map;
-        # the image model also answers pipeline("mask-generation") with trust_remote_code=True.
-        if self._auto_class is not None and self.config.model_type == EdgeTamConfig.model_type:
-            code = f"{type(self).__module__.rsplit('.', 1)[-1]}.{type(self).__name__}"
-            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), "AutoModelForMaskGeneration": code}
-        return super().save_pretrained(save_directory, *args, **kwargs)
-
     def get_image_positional_embeddings(self) -> torch.Tensor:
         """The encoding of the image-embedding grid: (1, hidden_size, 64, 64)."""
         return self.shared_image_embedding.grid(*self.prompt_encoder.image_embedding_size)[None]
 
     @torch.no_grad()
     def get_image_embeddings(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
-        """Encodes images once for any number of prompts.
+        """Encodes images once for any number of prompts (without gradients; `forward` keeps them).
 
         Returns `[(batch, 32, 256, 256), (batch, 64, 128, 128), (batch, 256, 64, 64)]`: the two
         high-resolution levels projected for the mask decoder, and the image embedding with the
         no-memory embedding added, as the original image predictor's `set_image` stores them.
         """
+        return self._image_embeddings(pixel_values)
+
+    def _image_embeddings(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
         _check_pixel_values(pixel_values, self.config.prompt_encoder_config.image_size)
-        fpn_hidden_states, _ = self.vision_encoder(pixel_values)
+        # The processor's float32 pixels serve a bfloat16 / float16 model too.
+        fpn_hidden_states, _ = self.vision_encoder(pixel_values.to(self.dtype))
         high_resolution_features = self.mask_decoder.project_high_resolution_features(fpn_hidden_states[:2])
         image_embedding = fpn_hidden_states[-1] + self.no_memory_embedding.view(1, -1, 1, 1)
         return [*high_resolution_features, image_embedding]
@@ -136,21 +150,27 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         input_masks: torch.Tensor | None = None,
         image_embeddings: list[torch.Tensor] | None = None,
         multimask_output: bool = True,
+        labels: torch.Tensor | None = None,
         **kwargs,
     ) -> EdgeTamImageSegmentationOutput:
         """Predicts masks for every object of every image.
 
         Args:
             pixel_values: `(batch, 3, 1024, 1024)` from `EdgeTamProcessor`; or give `image_embeddings`.
-            input_points: `(batch, num_objects, num_points, 2)` (x, y) in the 1024x1024 input frame.
+            input_points: `(batch, num_objects, num_points, 2)` (x, y) in the 1024x1024 input frame, as
+                the processor returns them from image pixels; coordinates outside it are refused.
             input_labels: `(batch, num_objects, num_points)`: 1 foreground, 0 background, -1 padding.
                 Defaults to all 1 when points are given.
-            input_boxes: `(batch, num_objects, 4)` as (x0, y0, x1, y1) in the 1024x1024 input frame.
+            input_boxes: `(batch, num_objects, 4)` as (x0, y0, x1, y1) in the 1024x1024 input frame (the
+                processor's output, as for points).
             input_masks: `(batch, num_objects, 256, 256)` low-resolution mask logits (e.g. an earlier
                 `pred_masks` entry) as a dense prompt.
             image_embeddings: the list returned by `get_image_embeddings`.
             multimask_output: three masks per object (True) or the single best one (False; with
                 the original's fallback to the most stable of the three when it is unstable).
+            labels: `(batch, num_objects, height, width)` binary ground-truth masks at the size of
+                `pixel_values` (`EdgeTamProcessor(..., labels=masks)` builds them): the output then
+                holds the training loss and its terms (see `edgetam_hf.losses`).
         """
         kwargs.pop("original_sizes", None)
         if kwargs:
@@ -158,13 +178,17 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         if (pixel_values is None) == (image_embeddings is None):
             raise ValueError("pass exactly one of pixel_values or image_embeddings")
         if image_embeddings is None:
-            image_embeddings = self.get_image_embeddings(pixel_values)
+            image_embeddings = self._image_embeddings(pixel_values)
+        else:
+            image_embeddings = [embedding.to(self.dtype) for embedding in image_embeddings]
         batch_size = image_embeddings[-1].shape[0]
-        points, labels, num_objects = _checked_prompts(input_points, input_labels, input_boxes, input_masks, batch_size)
-        dense_mask_prompt = _mask_prompt(input_masks, batch_size, num_objects, self.prompt_encoder.mask_input_size)
+        points, point_labels, num_objects = _checked_prompts(input_points, input_labels, input_boxes, input_masks, batch_size)
+        _check_in_input_frame(points, point_labels, input_boxes, self.config.prompt_encoder_config.image_size)
+        mask_input_size = self.prompt_encoder.mask_input_size
+        dense_mask_prompt = _mask_prompt(input_masks, batch_size, num_objects, mask_input_size, self.dtype)
 
         sparse_embeddings, dense_embeddings = self.prompt_encoder(
-            input_points=points, input_labels=labels, input_boxes=input_boxes, input_masks=dense_mask_prompt
+            input_points=points, input_labels=point_labels, input_boxes=input_boxes, input_masks=dense_mask_prompt
         )
         decoder_output = self.mask_decoder(
             image_embeddings=image_embeddings[-1],
@@ -174,11 +198,21 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
             multimask_output=multimask_output,
             high_resolution_features=image_embeddings[:-1],
         )
+        loss_terms = {}
+        if labels is not None:
+            from .losses import image_model_loss
+
+            loss = image_model_loss(
+                decoder_output.mask_logits, decoder_output.iou_scores, decoder_output.object_score_logits, labels
+            )
+            loss_terms = {"loss": loss.total, "focal_loss": loss.focal, "dice_loss": loss.dice}
+            loss_terms.update(iou_loss=loss.iou, object_score_loss=loss.object_score)
         return EdgeTamImageSegmentationOutput(
             pred_masks=decoder_output.mask_logits,
             iou_scores=decoder_output.iou_scores,
             object_score_logits=decoder_output.object_score_logits,
             image_embeddings=image_embeddings,
+            **loss_terms,
         )
 
 
@@ -188,6 +222,7 @@ def _check_pixel_values(pixel_values: torch.Tensor, image_size: int) -> None:
         raise ValueError(f"pixel_values must be a torch.Tensor of shape {expected}, got {type(pixel_values).__name__}")
     if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != (3, image_size, image_size):
         raise ValueError(f"pixel_values must have shape {expected}, got {tuple(pixel_values.shape)}")
+    _check_finite("pixel_values", pixel_values)
 
 
 def _checked_prompts(input_points, input_labels, input_boxes, input_masks, batch_size):
@@ -225,22 +260,52 @@ def _checked_prompts(input_points, input_labels, input_boxes, input_masks, batch
     return input_points, input_labels, input_points.shape[1]
 
 
-def _mask_prompt(input_masks, batch_size, num_objects, mask_input_size):
+# How to bring prompts in image pixels into the model's input frame.
+_SCALE_WITH_PROCESSOR = (
+    "give prompts in image pixels to the processor, which scales them: "
+    'processor(original_sizes=inputs["original_sizes"], input_points=..., input_labels=..., input_boxes=...)'
+)
+
+
+def _check_in_input_frame(points, labels, boxes, image_size: int) -> None:
+    """Refuses coordinates outside the model's `image_size` square: prompts in image pixels,
+    which would otherwise give a plausible mask at the wrong place."""
+    real_points = points[labels != -1] if points is not None else None  # -1: padding
+    for name, coordinates in (("input_points", real_points), ("input_boxes", boxes)):
+        if coordinates is None or coordinates.numel() == 0:
+            continue
+        low, high = coordinates.min().item(), coordinates.max().item()
+        if low < 0 or high > image_size:
+            raise ValueError(
+                f"{name} holds coordinates from {low:g} to {high:g}, outside the model's {image_size}x{image_size} "
+                f"input frame in which the model reads them; {_SCALE_WITH_PROCESSOR}"
+            )
+
+
+def _mask_prompt(input_masks, batch_size, num_objects, mask_input_size, dtype: torch.dtype):
     """`input_masks` (batch, num_objects, 256, 256) -> the prompt encoder's (batch * num_objects, 1, 256, 256)."""
     if input_masks is None:
         return None
     expected_shape = (batch_size, num_objects, *mask_input_size)
     description = f"(batch, num_objects, {mask_input_size[0]}, {mask_input_size[1]})"
     _check_shape("input_masks", input_masks, expected_shape, description)
-    return input_masks.reshape(batch_size * num_objects, 1, *mask_input_size).to(torch.float32)
+    return input_masks.reshape(batch_size * num_objects, 1, *mask_input_size).to(dtype)
 
 
 def _check_shape(name: str, tensor, expected: tuple, description: str) -> None:
     """Raises a ValueError naming `name` unless `tensor` has `expected` shape (None: any size)."""
     if not isinstance(tensor, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of shape {description}, got {type(tensor).__name__}")
+        hint = f"; {_SCALE_WITH_PROCESSOR}" if name in ("input_points", "input_boxes") else ""
+        raise ValueError(f"{name} must be a torch.Tensor of shape {description}, got {type(tensor).__name__}{hint}")
     matches = tensor.ndim == len(expected) and all(
         want is None or have == want for have, want in zip(tensor.shape, expected)
     )
     if not matches:
         raise ValueError(f"{name} must have shape {description}, got {tuple(tensor.shape)}")
+    _check_finite(name, tensor)
+
+
+def _check_finite(name: str, tensor: torch.Tensor) -> None:
+    # A NaN prompt or pixel flows through every layer into NaN masks and scores without an error.
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        raise ValueError(f"{name} holds NaN or infinite values; expected finite numbers")

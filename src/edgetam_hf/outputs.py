@@ -11,6 +11,8 @@ class EdgeTamImageSegmentationOutput(ModelOutput):
     """Output of `EdgeTamModel.forward`.
 
     Args:
+        loss (`torch.FloatTensor` of shape `()`, with `labels`):
+            The training loss: 20 x `focal_loss` + `dice_loss` + `iou_loss` + `object_score_loss`.
         pred_masks (`torch.FloatTensor` of shape `(batch, num_objects, num_masks, 256, 256)`):
             Low-resolution mask logits, unclamped (the original's `low_res_masks` before the image
             predictor clamps them to +-32). `num_masks` is 3 with `multimask_output=True`, else 1.
@@ -23,12 +25,19 @@ class EdgeTamImageSegmentationOutput(ModelOutput):
             The image features the masks were decoded from, reusable with another prompt:
             `(batch, 32, 256, 256)`, `(batch, 64, 128, 128)` (the high-resolution features after the
             mask decoder's projections) and `(batch, 256, 64, 64)` (the image embedding).
+        focal_loss, dice_loss, iou_loss, object_score_loss (`torch.FloatTensor` of shape `()`, with `labels`):
+            The unweighted terms of `loss`, each averaged over objects (`edgetam_hf.losses`).
     """
 
+    loss: torch.FloatTensor | None = None
     pred_masks: torch.FloatTensor | None = None
     iou_scores: torch.FloatTensor | None = None
     object_score_logits: torch.FloatTensor | None = None
     image_embeddings: list[torch.FloatTensor] | None = None
+    focal_loss: torch.FloatTensor | None = None
+    dice_loss: torch.FloatTensor | None = None
+    iou_loss: torch.FloatTensor | None = None
+    object_score_loss: torch.FloatTensor | None = None
 
 
 @dataclass

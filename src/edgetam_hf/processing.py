@@ -23,7 +23,8 @@ import torch
 from transformers.image_processing_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
-from .image_processing import EdgeTamImageProcessor, as_size_list, convert_tensors
+from .image_processing import EdgeTamImageProcessor, as_size_list, convert_tensors, resize_like_original
+from .remote_code import WritesItsOwnAutoMap, processor_auto_map, write_classes_file
 
 PADDING_LABEL = -1
 # 1 / 0: positive / negative click; 2 / 3: top-left / bottom-right box corner (the original's labels)
@@ -33,7 +34,7 @@ _LABELS_FORMAT = "[image][object][point]"
 _BOXES_FORMAT = "[image][box][x0, y0, x1, y1]"
 
 
-class EdgeTamProcessor(ProcessorMixin):
+class EdgeTamProcessor(WritesItsOwnAutoMap, ProcessorMixin):
     """Wraps `EdgeTamImageProcessor` and turns point / box / mask prompts into model inputs.
 
     Ports the prompt preparation of `sam2.sam2_image_predictor.SAM2ImagePredictor` (`_prep_prompts`)
@@ -68,6 +69,15 @@ class EdgeTamProcessor(ProcessorMixin):
         # this class is not (and registering it there would be an import-time side effect).
         return [EdgeTamImageProcessor.from_pretrained(pretrained_model_name_or_path, **kwargs)]
 
+    def to_dict(self) -> dict:
+        # processor_config.json names the classes file written beside it (remote_code.py).
+        return {**super().to_dict(), "auto_map": processor_auto_map(type(self).__name__)}
+
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
+        saved_files = super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        write_classes_file(save_directory)
+        return saved_files
+
     @property
     def model_input_names(self) -> list[str]:
         return [*self.image_processor.model_input_names, "original_sizes"]
@@ -80,6 +90,7 @@ class EdgeTamProcessor(ProcessorMixin):
         input_boxes=None,
         input_masks=None,
         original_sizes=None,
+        labels=None,
         return_tensors: str | None = "pt",
         **images_kwargs,
     ) -> BatchFeature:
@@ -95,16 +106,21 @@ class EdgeTamProcessor(ProcessorMixin):
             input_masks: low-resolution mask logits per object, (batch, num_objects, 256, 256) or a
                 list of (num_objects, 256, 256) per image.
             original_sizes: (batch, 2) as (height, width), needed for prompts when `images` is None.
+            labels: ground-truth masks for training, per image (num_objects, height, width) at the
+                original image size (bool or {0, 1}), the same number of objects per image.
             return_tensors: "pt" (default; None means the same) or "np".
 
         Returns:
             `BatchFeature` with `pixel_values` (when images are given), `original_sizes` (batch, 2)
             int64 and, for the prompts given, `input_points`, `input_labels`, `input_boxes`,
-            `input_masks` (shapes and dtypes in the module docstring).
+            `input_masks` (shapes and dtypes in the module docstring), and `labels` (batch,
+            num_objects, target_size, target_size) float32 {0, 1} when masks are given.
         """
         encoding = self._encode_images_or_sizes(images, original_sizes, images_kwargs)
         sizes = as_size_list(encoding["original_sizes"], "original_sizes")
         encoding.update(self._encode_prompts(sizes, input_points, input_labels, input_boxes, input_masks))
+        if labels is not None:
+            encoding["labels"] = self._encode_labels(labels, sizes)
         return BatchFeature(data=convert_tensors(dict(encoding), return_tensors))
 
     def _encode_images_or_sizes(self, images, original_sizes, images_kwargs) -> dict:
@@ -239,6 +255,28 @@ class EdgeTamProcessor(ProcessorMixin):
         if not bool(torch.isfinite(input_masks).all()):
             raise ValueError("input_masks holds non-finite values")
         return input_masks
+
+    def _encode_labels(self, labels, sizes) -> torch.Tensor:
+        """Per-image (num_objects, height, width) masks -> (batch, num_objects, side, side) {0, 1}.
+
+        Resized as the image is (antialiased bilinear, see `resize_like_original`), then cut at 0.5,
+        so that a label pixel is foreground where most of the image area under it is.
+        """
+        if len(labels) != len(sizes):
+            raise ValueError(f"labels holds masks for {len(labels)} images but there are {len(sizes)} images")
+        side = (self.target_size, self.target_size)
+        resized = []
+        for index, (masks, size) in enumerate(zip(labels, sizes)):
+            masks = torch.as_tensor(np.asarray(masks)).float()
+            if masks.ndim != 3 or tuple(masks.shape[1:]) != tuple(size):
+                raise ValueError(
+                    f"labels[{index}] must have shape (num_objects, {size[0]}, {size[1]}) (the image's height and "
+                    f"width), got {tuple(masks.shape)}"
+                )
+            resized.append(resize_like_original(masks, side) >= 0.5)
+        if len({masks.shape[0] for masks in resized}) > 1:
+            raise ValueError(f"labels must hold the same number of objects per image, got {[len(m) for m in resized]}")
+        return torch.stack(resized).float()
 
     def post_process_masks(self, masks, original_sizes, **kwargs) -> list[torch.Tensor]:
         """Mask logits -> image-resolution masks; see `EdgeTamImageProcessor.post_process_masks`."""

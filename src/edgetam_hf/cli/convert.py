@@ -5,13 +5,11 @@ import sys
 from .models import quiet_transformers
 
 
-def add_convert_parser(commands) -> None:
-    convert = commands.add_parser(
-        "convert",
-        help="convert Meta's edgetam.pt into a save_pretrained folder",
-        description="Convert Meta's original EdgeTAM checkpoint into a save_pretrained folder (config.json, "
+def add_arguments(convert) -> None:
+    convert.description = (
+        "Convert Meta's original EdgeTAM checkpoint into a save_pretrained folder (config.json, "
         "model.safetensors, processor config, model card). Nothing is written when a key is unmapped, "
-        "missing or of the wrong shape, or when the verification fails.",
+        "missing or of the wrong shape, or when the verification fails."
     )
     convert.add_argument("checkpoint", help="Meta's original checkpoint ({'model': state_dict}), e.g. edgetam.pt")
     convert.add_argument("output_dir", help="the folder to write (must be empty or absent unless --overwrite)")

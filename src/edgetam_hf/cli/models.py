@@ -9,13 +9,16 @@ import contextlib
 import os
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 # transformers' conversion of Meta's released EdgeTAM checkpoint (loads into our classes).
 DEFAULT_MODEL = "yonigozlan/EdgeTAM-hf"
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# torch is imported when a command runs, not when its arguments are parsed (cli/__init__.py).
+DTYPE_NAMES = ("bfloat16", "float16", "float32")
 _LOCAL_SUFFIXES = (".pt", ".pth", ".safetensors", ".bin")
 
 
@@ -29,14 +32,16 @@ def add_model_arguments(parser, model_help: str | None = None) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps, ... (default: cuda when available)")
     parser.add_argument(
         "--dtype",
-        choices=sorted(DTYPES),
+        choices=DTYPE_NAMES,
         default="float32",
         help="compute dtype (default float32); bfloat16 / float16 run the float32 model under torch.autocast, "
         "as the original's demos do",
     )
 
 
-def device_from(name: str) -> torch.device:
+def device_from(name: str) -> "torch.device":
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -48,20 +53,22 @@ def device_from(name: str) -> torch.device:
     return device
 
 
-def load_model(model_class, source: str, device: torch.device):
+def load_model(model_class, source: str, device: "torch.device"):
     """`model_class.from_pretrained(source)` in eval mode on `device`, or a one-line ValueError."""
     with quiet_transformers():
         model = _from_pretrained(model_class, source)
     return model.to(device).eval()
 
 
-def computing_in(dtype_name: str, device: torch.device):
+def computing_in(dtype_name: str, device: "torch.device"):
     """The context the model runs in: no gradients, and autocast for a reduced precision (the
     original's video predictor keeps float32 weights and memories in bfloat16 the same way)."""
+    import torch
+
     stack = contextlib.ExitStack()
     stack.enter_context(torch.no_grad())
-    if DTYPES[dtype_name] != torch.float32:
-        stack.enter_context(torch.autocast(device.type, dtype=DTYPES[dtype_name]))
+    if dtype_name != "float32":
+        stack.enter_context(torch.autocast(device.type, dtype=getattr(torch, dtype_name)))
     return stack
 
 

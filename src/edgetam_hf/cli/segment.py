@@ -1,5 +1,4 @@
-"""`edgetam-hf segment` (clicks / boxes on one image) and `edgetam-hf segment-everything`
-(the mask-generation pipeline)."""
+"""`edgetam-hf segment`: objects of one image from clicks and boxes."""
 
 import json
 from dataclasses import dataclass
@@ -9,9 +8,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .drawing import distinct_colors, draw_prompts, object_color, overlay_labels
+from .drawing import draw_prompts, object_color, overlay_labels
 from .media import label_map, read_image, save_label_png
-from .models import add_model_arguments, computing_in, device_from, image_processor_for, load_model, processor_for
+from .models import add_model_arguments, computing_in, device_from, load_model, processor_for
+from .output_folder import prepare_output_folder
 from .prompts import ObjectPrompt, add_prompt_arguments, check_inside, group_prompts
 
 
@@ -24,13 +24,11 @@ class ObjectMask:
     object_score_logit: float  # > 0: the object is judged present
 
 
-def add_segment_parsers(commands) -> None:
-    segment = commands.add_parser(
-        "segment",
-        help="segment objects of an image from clicks and boxes",
-        description="Segment objects of an image. Writes mask_<ID>.png (0 / 255), masks.png (indexed: "
-        "pixel value = object id), overlay.png and scores.json. An object prompted by one click alone gets "
-        "SAM's three candidate masks and keeps the one with the best predicted IoU.",
+def add_arguments(segment) -> None:
+    segment.description = (
+        "Segment objects of an image. Writes mask_<ID>.png (0 / 255), masks.png (indexed: pixel value = object "
+        "id), overlay.png and scores.json. An object prompted by one click alone gets SAM's three candidate "
+        "masks and keeps the one with the best predicted IoU."
     )
     segment.add_argument("image", help="a JPEG / PNG image")
     add_prompt_arguments(segment, with_frames=False)
@@ -38,37 +36,24 @@ def add_segment_parsers(commands) -> None:
     segment.add_argument("--out", default="out/segment", help="output folder (default out/segment)")
     segment.set_defaults(run=run_segment)
 
-    everything = commands.add_parser(
-        "segment-everything",
-        help="find every object of an image (automatic mask generation)",
-        description="Prompt the model with a grid of points and keep the confident, stable, distinct masks "
-        "(transformers' mask-generation pipeline with the original SAM2AutomaticMaskGenerator's numerics). "
-        "Writes masks/NNN.png (best predicted IoU first), overlay.png and scores.json.",
-    )
-    everything.add_argument("image", help="a JPEG / PNG image")
-    add_model_arguments(everything)
-    everything.add_argument("--points-per-side", type=int, default=32, help="grid of N x N points (default 32)")
-    everything.add_argument("--points-per-batch", type=int, default=64, help="points per model call (default 64)")
-    everything.add_argument("--pred-iou-thresh", type=float, default=0.8, help="keep masks above this predicted IoU (default 0.8)")
-    everything.add_argument(
-        "--stability-score-thresh", type=float, default=0.95, help="keep masks at least this stable (default 0.95)"
-    )
-    everything.add_argument("--crop-n-layers", type=int, default=0, help="also run on 4^k crops, k = 1..N (default 0)")
-    everything.add_argument("--out", default="out/segment-everything", help="output folder")
-    everything.set_defaults(run=run_segment_everything)
-
 
 def run_segment(args) -> int:
     from ..modeling import EdgeTamModel
+    from ..onnx.manifest import is_export_folder
     from ..processing import EdgeTamProcessor
 
     image = read_image(args.image)
     prompts = group_prompts(args.prompt_sequence)
     check_inside(prompts, *image.size)
-    device = device_from(args.device)
-    model = load_model(EdgeTamModel, args.model, device)
-    with computing_in(args.dtype, device):
-        results = segment_image(model, processor_for(EdgeTamProcessor, model), image, prompts)
+    if is_export_folder(args.model):  # an `edgetam-hf export` folder runs on onnxruntime
+        from .onnx_segment import segment_image_onnx
+
+        results = segment_image_onnx(args.model, image, prompts)
+    else:
+        device = device_from(args.device)
+        model = load_model(EdgeTamModel, args.model, device)
+        with computing_in(args.dtype, device):
+            results = segment_image(model, processor_for(EdgeTamProcessor, model), image, prompts)
     write_image_results(Path(args.out), image, prompts, results, {"image": args.image, "model": args.model})
     return 0
 
@@ -102,7 +87,7 @@ def write_image_results(
     out_dir: Path, image: Image.Image, prompts: list[ObjectPrompt], results: list[ObjectMask], about: dict
 ) -> Path:
     """mask_<id>.png, masks.png, overlay.png and scores.json; returns the overlay's path."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_output_folder(out_dir)
     objects = []
     for result in results:
         mask = (result.mask_logits > 0).numpy()
@@ -128,47 +113,3 @@ def write_image_results(
               f"object score {entry['object_score_logit']:+.2f}")
     print(f"wrote {overlay_path}, masks.png, mask_<id>.png and scores.json in {out_dir}")
     return overlay_path
-
-
-def run_segment_everything(args) -> int:
-    from transformers import pipeline
-
-    from ..modeling import EdgeTamModel
-
-    image = read_image(args.image)
-    if args.points_per_side < 1 or args.points_per_batch < 1:
-        raise ValueError("--points-per-side and --points-per-batch must be at least 1")
-    device = device_from(args.device)
-    model = load_model(EdgeTamModel, args.model, device)
-    generator = pipeline("mask-generation", model=model, image_processor=image_processor_for(model))
-    with computing_in(args.dtype, device):
-        outputs = generator(
-            image,
-            points_per_crop=args.points_per_side,
-            points_per_batch=args.points_per_batch,
-            pred_iou_thresh=args.pred_iou_thresh,
-            stability_score_thresh=args.stability_score_thresh,
-            crops_n_layers=args.crop_n_layers,
-            output_bboxes_mask=True,
-        )
-    _write_everything(Path(args.out), image, outputs, {"image": args.image, "model": args.model})
-    return 0
-
-
-def _write_everything(out_dir: Path, image: Image.Image, outputs: dict, about: dict) -> None:
-    masks = [mask.numpy().astype(bool) for mask in outputs["masks"]]
-    (out_dir / "masks").mkdir(parents=True, exist_ok=True)
-    entries = []
-    for index, (mask, score, box) in enumerate(zip(masks, outputs["scores"].tolist(), outputs["bounding_boxes"].tolist())):
-        name = f"masks/{index:03d}.png"
-        Image.fromarray(mask.astype(np.uint8) * 255).save(out_dir / name)
-        entries.append({"mask": name, "predicted_iou": score, "area": int(mask.sum()), "box": box})
-    # Largest first, so that smaller masks are drawn over the larger ones they lie on.
-    labels = np.zeros(image.size[::-1], dtype=np.int32)
-    for index in sorted(range(len(masks)), key=lambda i: -entries[i]["area"]):
-        labels[masks[index]] = index + 1
-    colors = dict(zip(range(1, len(masks) + 1), distinct_colors(len(masks))))
-    overlay_path = out_dir / "overlay.png"
-    overlay_labels(image, labels, colors).save(overlay_path)
-    (out_dir / "scores.json").write_text(json.dumps({**about, "size": list(image.size), "masks": entries}, indent=2))
-    print(f"{len(masks)} masks; wrote {overlay_path}, masks/NNN.png and scores.json in {out_dir}")

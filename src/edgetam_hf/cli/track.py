@@ -15,17 +15,16 @@ from tqdm.auto import tqdm
 from .drawing import draw_prompts, object_color, overlay_labels
 from .media import OverlayVideoWriter, Video, label_map, read_video, save_label_png
 from .models import add_model_arguments, computing_in, device_from, load_model, processor_for
+from .output_folder import prepare_output_folder
 from .prompts import ObjectPrompt, add_prompt_arguments, check_inside, group_prompts
 
 
-def add_track_parser(commands) -> None:
-    track = commands.add_parser(
-        "track",
-        help="track objects through a video from clicks and boxes",
-        description="Track objects through a video. VIDEO is an .mp4 (needs PyAV: pip install "
+def add_arguments(track) -> None:
+    track.description = (
+        "Track objects through a video. VIDEO is an .mp4 (needs PyAV: pip install "
         '"edgetam-hf[video]") or a folder of JPEG / PNG frames. Writes <frame>.png per tracked frame '
         "(indexed, pixel value = object id, DAVIS palette), overlay.mp4 (overlay.gif without PyAV) and "
-        "scores.json. Example: --frame 0 --object 1 --point 210,350 --object 2 --box 50,40,300,260",
+        "scores.json. Example: --frame 0 --object 1 --point 210,350 --object 2 --box 50,40,300,260"
     )
     track.add_argument("video", help="an .mp4 file or a folder of frames")
     add_prompt_arguments(track, with_frames=True)
@@ -85,7 +84,7 @@ def track_video(
     if max_frames is not None:
         num_frames = min(num_frames, max_frames)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_output_folder(out_dir)
     height = video.size[1]
     labels_by_frame, frame_scores = {}, []
     outputs = model.propagate_in_video_iterator(

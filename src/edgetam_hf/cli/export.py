@@ -1,0 +1,36 @@
+"""`edgetam-hf export MODEL --format onnx --out DIR`: the image graphs for onnxruntime (docs/export.md)."""
+
+from .models import load_model, quiet_transformers
+
+
+def add_arguments(export) -> None:
+    export.description = (
+        "Export the image encoder and the prompt encoder + mask decoder as ONNX graphs with a "
+        "manifest.json, check them with onnx's checker, and report how far the exported graphs' masks are "
+        "from the PyTorch model's on a built-in image. Nothing is left behind when the export fails."
+    )
+    export.add_argument("model", help="a converted folder, Meta's original edgetam.pt, or a Hub id")
+    export.add_argument("--format", choices=("onnx",), default="onnx", help="the export format (onnx)")
+    export.add_argument("--out", required=True, help="the folder to create (must not exist)")
+    export.add_argument(
+        "--dtype", choices=("float32", "float16"), default="float32", help="precision of the graphs (default float32)"
+    )
+    export.set_defaults(run=run_export)
+
+
+def run_export(args) -> int:
+    import torch
+
+    from ..modeling import EdgeTamModel
+    from ..onnx.accuracy import export_accuracy
+    from ..onnx.export import export_onnx
+    from ..onnx.predictor import OnnxImagePredictor
+
+    with quiet_transformers():
+        model = load_model(EdgeTamModel, args.model, torch.device("cpu"))
+    out_dir = export_onnx(model, args.out, dtype=args.dtype, source=args.model)
+    print(f"wrote {out_dir}: image_encoder.onnx, prompt_mask_decoder.onnx, manifest.json ({args.dtype})")
+    print("against the float32 PyTorch model on the sample image:")
+    for line in export_accuracy(model, OnnxImagePredictor(out_dir)).lines():
+        print(f"  {line}")
+    return 0

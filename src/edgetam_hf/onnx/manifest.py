@@ -1,0 +1,43 @@
+"""The manifest of an export folder: which graph is in which file, what each takes and returns.
+
+Written by `edgetam_hf.onnx.export` next to the graphs, read by the runtime; NumPy and the
+standard library only, so that reading it needs no torch.
+"""
+
+import json
+from pathlib import Path
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_NAME = "edgetam-hf-onnx"
+FORMAT_VERSION = 1
+IMAGE_ENCODER = "image_encoder"
+PROMPT_MASK_DECODER = "prompt_mask_decoder"
+GRAPH_NAMES = (IMAGE_ENCODER, PROMPT_MASK_DECODER)
+
+
+def is_export_folder(path) -> bool:
+    """True for a folder that holds an export manifest (what `edgetam-hf export` writes)."""
+    return Path(path).expanduser().is_dir() and (Path(path).expanduser() / MANIFEST_NAME).is_file()
+
+
+def read_manifest(folder) -> dict:
+    """The manifest of an export folder, checked; a ValueError names what is missing or unknown."""
+    folder = Path(folder).expanduser()
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        raise ValueError(f"{folder} is not an ONNX export folder: it has no {MANIFEST_NAME} (make one with edgetam-hf export)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from error
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise ValueError(f"{path} is not an {FORMAT_NAME} manifest")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has format_version {manifest.get('format_version')!r}; this edgetam-hf reads version {FORMAT_VERSION}"
+        )
+    for name in GRAPH_NAMES:
+        graph = manifest.get("graphs", {}).get(name)
+        if not isinstance(graph, dict) or not (folder / str(graph.get("file"))).is_file():
+            raise ValueError(f"{folder}: the manifest names no readable file for the {name} graph")
+    return manifest

@@ -1,0 +1,238 @@
+"""Training: the SAM 2 loss terms, labels from the processor, the collator and datasets, a tiny
+model that learns, gradients everywhere the loss reaches, seeded determinism, Trainer and CLI."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from _image_tiny import tiny_config
+from edgetam_hf import EdgeTamModel
+from edgetam_hf.cli import main
+from edgetam_hf.image_processing import EdgeTamImageProcessor
+from edgetam_hf.losses import binary_mask_iou, dice_loss, segmentation_loss, sigmoid_focal_loss
+from edgetam_hf.processing import EdgeTamProcessor
+from edgetam_hf.training.collator import EdgeTamDataCollator
+from edgetam_hf.training.datasets import DavisFolderDataset, ImageMaskFolderDataset
+from edgetam_hf.training.evaluation import interior_click
+from edgetam_hf.training.prompts import sample_box, sample_click
+from edgetam_hf.training.shapes import render_shapes_scene
+
+SCENE_SIZE = (96, 80)  # (width, height) of the rendered training scenes
+TINY_IMAGE_SIZE = 128  # image embedding 8x8, masks 32x32: a training step in a fraction of a second
+
+
+def tiny_processor() -> EdgeTamProcessor:
+    side = TINY_IMAGE_SIZE
+    image_processor = EdgeTamImageProcessor(size={"height": side, "width": side}, mask_size={"height": side // 4, "width": side // 4})
+    return EdgeTamProcessor(image_processor, target_size=side)
+
+
+def shape_items(seed: int, count: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    return [dict(zip(("image", "masks"), render_shapes_scene(rng, SCENE_SIZE))) for _ in range(count)]
+
+
+def fresh_model(seed: int = 0) -> EdgeTamModel:
+    torch.manual_seed(seed)
+    return EdgeTamModel(tiny_config(TINY_IMAGE_SIZE)).train()
+
+
+def train(model: EdgeTamModel, batches: list[dict], learning_rate: float = 3e-3) -> list[float]:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
+    losses = []
+    for batch in batches:
+        loss = model(**batch).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+# ---- the loss terms -------------------------------------------------------------------------
+
+
+def test_loss_terms_vanish_on_a_confident_right_answer_and_not_on_a_wrong_one():
+    target = torch.zeros(1, 8, 8)
+    target[0, 2:6, 2:6] = 1
+    right, wrong = (target * 2 - 1) * 30, (1 - target * 2) * 30
+    assert float(dice_loss(right, target)) < 1e-6 and float(sigmoid_focal_loss(right, target)) < 1e-6
+    assert float(dice_loss(wrong, target)) > 0.9 and float(sigmoid_focal_loss(wrong, target)) > 1.0
+    assert float(binary_mask_iou(right, target)) == 1.0 and float(binary_mask_iou(wrong, target)) == 0.0
+
+
+def test_only_the_best_of_the_multimask_outputs_gets_the_mask_losses():
+    target = torch.zeros(1, 8, 8)
+    target[0, :4] = 1
+    good, bad = (target * 2 - 1) * 5, (1 - target * 2) * 5
+    masks = torch.stack([bad[0], good[0], bad[0]])[None]  # (1 object, 3 masks, 8, 8)
+    scores, presence = torch.full((1, 3), 0.5), torch.full((1, 1), 4.0)
+    best_only = segmentation_loss(masks, scores, presence, target)
+    good_alone = segmentation_loss(good[None], scores[:, :1], presence, target)
+    assert torch.allclose(best_only.focal, good_alone.focal) and torch.allclose(best_only.dice, good_alone.dice)
+    # the IoU head learns every output's IoU: 1 for the good mask, 0 for the two bad ones
+    assert float(best_only.iou) == pytest.approx((0.5 + 0.5 + 0.5) / 3)
+
+
+def test_an_absent_object_only_trains_the_object_score():
+    masks = torch.randn(2, 3, 8, 8, requires_grad=True)
+    scores = torch.rand(2, 3, requires_grad=True)
+    presence = torch.zeros(2, 1, requires_grad=True)
+    target = torch.zeros(2, 8, 8)
+    target[0, 1:3, 1:3] = 1  # object 0 present, object 1 absent
+    loss = segmentation_loss(masks, scores, presence, target)
+    loss.total.backward()
+    assert masks.grad[1].abs().sum() == 0 and scores.grad[1].abs().sum() == 0
+    assert masks.grad[0].abs().sum() > 0 and presence.grad[1].abs().sum() > 0
+    assert loss.object_score.item() == pytest.approx(float(torch.nn.functional.softplus(torch.zeros(()))))
+
+
+# ---- data: prompts, labels, collator, datasets -------------------------------------------------
+
+
+def test_sampled_prompts_lie_on_the_object():
+    rng = np.random.default_rng(0)
+    mask = np.zeros((40, 60), bool)
+    mask[10:30, 20:50] = True
+    for _ in range(20):
+        x, y = sample_click(mask, rng)
+        assert mask[int(y), int(x)]
+        x0, y0, x1, y1 = sample_box(mask, rng)
+        assert abs(x0 - 20) <= 3 and abs(y0 - 10) <= 2 and abs(x1 - 49) <= 3 and abs(y1 - 29) <= 2
+    assert interior_click(mask) in [(34.0, 19.0), (35.0, 19.0), (34.0, 20.0), (35.0, 20.0)]
+
+
+def test_processor_builds_labels_at_the_input_size():
+    masks = np.zeros((2, 50, 100), bool)
+    masks[0, :, :50] = True
+    masks[1, 25:] = True
+    encoded = tiny_processor()(images=Image.new("RGB", (100, 50)), input_points=[[[[10, 10]], [[80, 40]]]], labels=[masks])
+    labels = encoded["labels"]
+    assert labels.shape == (1, 2, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE) and labels.dtype == torch.float32
+    half = TINY_IMAGE_SIZE // 2
+    assert labels[0, 0, :, :half].all() and not labels[0, 0, :, half:].any()
+    assert labels[0, 1, half:].all() and not labels[0, 1, :half].any()
+    with pytest.raises(ValueError, match=r"labels\[0\] must have shape \(num_objects, 50, 100\)"):
+        tiny_processor()(images=Image.new("RGB", (100, 50)), input_points=[[[[10, 10]]]], labels=[masks[:, :20]])
+
+
+def test_collator_makes_rectangular_batches_of_model_inputs():
+    batch = EdgeTamDataCollator(tiny_processor(), objects_per_image=3)(shape_items(0, 2))
+    assert set(batch) == {"pixel_values", "input_points", "input_labels", "labels"}
+    assert batch["labels"].shape == (2, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE)
+    assert batch["input_points"].shape[:2] == (2, 3)
+    with pytest.raises(ValueError, match="item 0 must be a dict with 'image' and 'masks'"):
+        EdgeTamDataCollator(tiny_processor())([{"image": Image.new("RGB", (8, 8))}])
+
+
+def _write_ids(path, ids: np.ndarray) -> None:
+    image = Image.fromarray(ids.astype(np.uint8), mode="P")
+    image.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * 759)
+    image.save(path)
+
+
+def test_datasets_read_both_layouts_and_skip_images_without_objects(tmp_path):
+    ids = np.zeros((20, 30), np.uint8)
+    ids[2:8, 3:9], ids[10:18, 12:28] = 1, 2
+    (tmp_path / "flat" / "images").mkdir(parents=True)
+    (tmp_path / "flat" / "masks").mkdir()
+    for name, object_ids in (("a", ids), ("empty", np.zeros_like(ids))):
+        Image.new("RGB", (30, 20), "gray").save(tmp_path / "flat" / "images" / f"{name}.jpg")
+        _write_ids(tmp_path / "flat" / "masks" / f"{name}.png", object_ids)
+    davis = tmp_path / "davis"
+    for frame in range(2):
+        (davis / "JPEGImages" / "480p" / "clip").mkdir(parents=True, exist_ok=True)
+        (davis / "Annotations" / "480p" / "clip").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (30, 20)).save(davis / "JPEGImages" / "480p" / "clip" / f"{frame:05d}.jpg")
+        _write_ids(davis / "Annotations" / "480p" / "clip" / f"{frame:05d}.png", ids)
+    for dataset, length in ((ImageMaskFolderDataset(tmp_path / "flat"), 1), (DavisFolderDataset(davis), 2)):
+        assert len(dataset) == length
+        item = dataset[0]
+        assert item["image"].size == (30, 20) and item["masks"].shape == (2, 20, 30)
+        assert item["masks"][0].sum() == 36 and item["masks"][1].sum() == 128
+    with pytest.raises(ValueError, match="layout: images/NAME.jpg with masks/NAME.png"):
+        ImageMaskFolderDataset(davis)
+
+
+# ---- learning -----------------------------------------------------------------------------------
+
+
+def test_labels_give_the_loss_and_its_terms():
+    model = fresh_model()
+    outputs = model(**EdgeTamDataCollator(tiny_processor())(shape_items(1, 2)))
+    terms = (outputs.focal_loss, outputs.dice_loss, outputs.iou_loss, outputs.object_score_loss)
+    assert torch.allclose(outputs.loss, 20 * terms[0] + terms[1] + terms[2] + terms[3])
+    assert outputs["loss"] is outputs.loss  # what transformers' Trainer reads
+    with pytest.raises(ValueError, match=r"labels must have shape \(batch, num_objects, height, width\)"):
+        model(pixel_values=torch.zeros(1, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE), input_points=torch.zeros(1, 1, 1, 2), labels=torch.zeros(1, 2, 4, 4))
+
+
+def test_a_tiny_model_learns_a_batch():
+    batch = EdgeTamDataCollator(tiny_processor())(shape_items(2, 2))
+    losses = train(fresh_model(), [batch] * 10, learning_rate=1e-2)
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+@pytest.mark.parametrize("multimask_output", [True, False])
+def test_gradients_reach_every_parameter_the_loss_uses(multimask_output):
+    """Clicks, boxes (as corner points) and padding points, so every prompt embedding is used. Not
+    used: the mask-prompt encoder (no mask prompt), and the hypernetworks of the mask tokens whose
+    masks the loss does not train (token 0 with three outputs, only the best of the three)."""
+    model = fresh_model()
+    batch = EdgeTamDataCollator(tiny_processor(), objects_per_image=2, box_probability=0.5, seed=3)(shape_items(3, 2))
+    assert {1, 2, 3, -1} <= set(batch["input_labels"].unique().tolist())
+    outputs = model(**batch, multimask_output=multimask_output)
+    outputs.loss.backward()
+    trained_tokens = {0} if not multimask_output else set((_best_outputs(outputs.pred_masks, batch["labels"]) + 1).tolist())
+    unused = ["prompt_encoder.mask_embed."]
+    unused += [f"mask_decoder.output_hypernetworks_mlps.{token}." for token in range(4) if token not in trained_tokens]
+    reached = {name for name, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    expected = {name for name, p in model.named_parameters() if p.requires_grad and not name.startswith(tuple(unused))}
+    assert sorted(expected - reached) == [] and sorted(reached - expected) == []
+
+
+def _best_outputs(pred_masks: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The multimask output per object with the lowest 20 x focal + Dice, as the loss picks it."""
+    logits = torch.nn.functional.interpolate(pred_masks.flatten(0, 1).detach(), size=labels.shape[-2:], mode="bilinear")
+    targets = labels.flatten(0, 1)[:, None].expand_as(logits)
+    return (20 * sigmoid_focal_loss(logits, targets) + dice_loss(logits, targets)).argmin(-1)
+
+
+def test_training_is_deterministic_with_a_seed():
+    def run() -> tuple[list[float], dict]:
+        collator = EdgeTamDataCollator(tiny_processor(), seed=7)
+        model = fresh_model(seed=5)
+        losses = train(model, [collator(shape_items(seed, 2)) for seed in range(3)])
+        return losses, model.state_dict()
+
+    (first_losses, first_state), (second_losses, second_state) = run(), run()
+    assert first_losses == second_losses  # the same computation, repeated: equal to the last bit
+    assert all(torch.equal(first_state[name], second_state[name]) for name in first_state)
+
+
+# ---- Trainer and the command line ---------------------------------------------------------------
+
+
+def test_finetune_command_trains_checkpoints_and_resumes(tmp_path, capsys):
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "masks").mkdir()
+    for index, item in enumerate(shape_items(4, 3)):
+        item["image"].save(data / "images" / f"{index}.png")
+        ids = np.zeros(item["masks"].shape[1:], np.uint8)
+        for object_id, mask in enumerate(item["masks"], start=1):
+            ids[mask] = object_id
+        _write_ids(data / "masks" / f"{index}.png", ids)
+    fresh_model().save_pretrained(tmp_path / "start")
+    arguments = [str(data), "--model", str(tmp_path / "start"), "--out", str(tmp_path / "run"), "--device", "cpu"]
+    assert main(["finetune", *arguments, "--steps", "2", "--save-steps", "1", "--batch-size", "2"]) == 0
+    assert (tmp_path / "run" / "checkpoint-2").is_dir() and (tmp_path / "run" / "final" / "model.safetensors").is_file()
+    assert main(["finetune", *arguments, "--steps", "3", "--save-steps", "1", "--batch-size", "2", "--resume"]) == 0
+    assert (tmp_path / "run" / "checkpoint-3").is_dir()
+    trained = EdgeTamModel.from_pretrained(str(tmp_path / "run" / "final"))
+    start = EdgeTamModel.from_pretrained(str(tmp_path / "start"))
+    assert not torch.equal(trained.mask_decoder.iou_token.weight, start.mask_decoder.iou_token.weight)
+    capsys.readouterr()
+    assert main(["finetune", str(data), "--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert "--resume: no checkpoint-N folder" in capsys.readouterr().err
