@@ -1,6 +1,7 @@
 """EdgeTamVideoModel on a tiny config: many objects, objects joining and leaving, reverse and
 streamed tracking, mask prompts, corrections, memory precision, feature cache, default config."""
 
+import pytest
 import torch
 
 from _video_reference import _transformers_video_model
@@ -180,16 +181,38 @@ def test_correction_click_is_kept_by_later_tracking(model, processor):
     assert session.consolidated_tracked_frames == {3} and session.consolidated_conditioning_frames == {0}
 
 
-def test_changed_weights_are_not_served_from_earlier_results(processor):
+@pytest.mark.parametrize("change", ["load_state_dict", "edit_in_place_and_weights_changed"])
+def test_changed_weights_are_not_served_from_earlier_results(processor, change):
     changing_model = tiny_model()
     session = _session(processor)
     _click(processor, session, 0, 1)
     changing_model(session, frame_idx=0)
     before = _masks_by_frame(changing_model.propagate_in_video_iterator(session))
-    with torch.no_grad():
-        changing_model.memory_attention.layer_norm.bias.add_(0.5)
+    if change == "load_state_dict":
+        weights = changing_model.state_dict()
+        weights["memory_attention.layer_norm.bias"] = weights["memory_attention.layer_norm.bias"] + 0.5
+        changing_model.load_state_dict(weights)
+    else:
+        with torch.no_grad():
+            changing_model.memory_attention.layer_norm.bias.add_(0.5)
+        changing_model.weights_changed()  # what an in-place edit must be followed by
     after = _masks_by_frame(changing_model.propagate_in_video_iterator(session))
     assert after[0].equal(before[0]) and not after[1].equal(before[1])
+
+
+def test_unchanged_model_serves_earlier_results_after_eval(processor):
+    # A mode switch may change what the model computes (dropout, folded convs): results are redone.
+    model = tiny_model()
+    session = _session(processor)
+    _click(processor, session, 0, 1)
+    model(session, frame_idx=0)
+    list(model.propagate_in_video_iterator(session))
+    kept = session.objects[1].results.tracked[1]
+    list(model.propagate_in_video_iterator(session))
+    assert session.objects[1].results.tracked[1] is kept
+    model.eval()
+    list(model.propagate_in_video_iterator(session))
+    assert session.objects[1].results.tracked[1] is not kept
 
 
 def test_a_model_loaded_under_inference_mode_tracks(processor):

@@ -236,3 +236,24 @@ def test_original_checkpoint_matches_oracle_features(fixtures_dir):
         assert list(tensor.shape) == stats["shape"]
         assert abs(tensor.mean().item() - stats["mean"]) <= 1e-5 * stats["std"]
         assert abs(tensor.std().item() - stats["std"]) <= 1e-5 * stats["std"]
+
+
+def test_inference_runs_the_folded_trunk_and_refolds_after_a_load():
+    # Once asked to, in eval mode without gradients the conv-norms run folded (timm's fuse), kept between calls.
+    encoder = randomise_(EdgeTamVisionEncoder(EdgeTamVisionConfig(**TINY_CONFIG))).fold_for_inference()
+    pixels = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+
+    def branch_by_branch_and_folded():
+        with torch.enable_grad():
+            unfolded = encoder(pixels)[0][-1].detach()
+        with torch.no_grad():
+            return unfolded, encoder(pixels)[0][-1]
+
+    unfolded, folded = branch_by_branch_and_folded()
+    scale = unfolded.abs().max().item()
+    assert (folded - unfolded).abs().max().item() <= 1e-5 * scale
+    weights = {name: tensor * 1.5 if name.endswith("running_var") else tensor for name, tensor in encoder.state_dict().items()}
+    encoder.load_state_dict(weights)
+    reloaded_unfolded, reloaded_folded = branch_by_branch_and_folded()
+    assert not torch.allclose(reloaded_unfolded, unfolded)
+    assert (reloaded_folded - reloaded_unfolded).abs().max().item() <= 1e-5 * scale

@@ -5,7 +5,7 @@ from torch import nn
 from transformers.activations import ACT2FN
 
 from .configuration import EdgeTamVideoConfig
-from .layers import attend
+from .layers import ProjectedAttention
 from .position_encoding import AxialRotaryEncoding, apply_axial_rotary
 
 
@@ -48,21 +48,25 @@ def rotate_memory_keys(
     return torch.cat((frames, object_pointers), dim=-2)
 
 
-class RotaryAttention(nn.Module):
+class RotaryAttention(ProjectedAttention):
     """Attention with 2D rotary position encoding on queries and keys (original:
     `sam2.modeling.sam.transformer.RoPEAttention` for the self-attention and `RoPEAttentionv2` for
-    the cross-attention to memories; `key_value_dim` is the latter's `kv_in_dim`)."""
+    the cross-attention to memories; `key_value_dim` is the latter's `kv_in_dim`).
+
+    The original forces PyTorch's math kernel on CPU (see `attend`): bit-exact with it but ~1.5x
+    slower than the default (flash) kernel, which stays within ~1e-6 of it. `math_kernel_on_cpu`
+    (off by default; `EdgeTamVideoModel.use_original_attention_kernels`) brings it back.
+    """
 
     def __init__(self, config: EdgeTamVideoConfig, key_value_dim: int):
-        super().__init__()
         hidden_size = config.memory_attention_hidden_size
-        internal_size = hidden_size // config.memory_attention_downsample_rate
-        self.num_heads = config.memory_attention_num_attention_heads
-        self.q_proj = nn.Linear(hidden_size, internal_size)
-        self.k_proj = nn.Linear(key_value_dim, internal_size)
-        self.v_proj = nn.Linear(key_value_dim, internal_size)
-        self.o_proj = nn.Linear(internal_size, hidden_size)
-        self.dropout = config.memory_attention_rope_dropout
+        super().__init__(
+            hidden_size,
+            key_value_dim,
+            hidden_size // config.memory_attention_downsample_rate,
+            config.memory_attention_num_attention_heads,
+            dropout=config.memory_attention_rope_dropout,
+        )
         self.attn_implementation = config._attn_implementation or "sdpa"
 
     def forward(
@@ -74,23 +78,16 @@ class RotaryAttention(nn.Module):
         key_rotation: tuple[torch.Tensor, torch.Tensor],
         num_spatial_memories: int = 1,
         num_object_pointer_tokens: int = 0,
+        key_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """queries (batch, num_queries, hidden); keys / values (batch, num_keys, key_value_dim);
-        rotations are (cos, sin) tables; see `rotate_memory_keys` for the key layout.
+        rotations are (cos, sin) tables; see `rotate_memory_keys` for the key layout; key_mask
+        (batch, num_keys) bool marks the keys that may be read (None: all).
         Self-attention is the case of one "memory" whose every token is rotated."""
-        query = self._split_heads(self.q_proj(queries))
-        key = self._split_heads(self.k_proj(keys))
-        value = self._split_heads(self.v_proj(values))
-        query = apply_axial_rotary(query, *query_rotation)
+        query = apply_axial_rotary(self.split_heads(self.q_proj(queries)), *query_rotation)
+        key = self.split_heads(self.k_proj(keys))
         key = rotate_memory_keys(key, *key_rotation, num_spatial_memories, num_object_pointer_tokens)
-        dropout = self.dropout if self.training else 0.0
-        # The original runs these attentions under `sdp_kernel_context`: the math kernel on CPU.
-        attended = attend(query, key, value, self.attn_implementation, dropout, math_kernel_on_cpu=True)
-        return self.o_proj(attended.transpose(1, 2).flatten(2))
-
-    def _split_heads(self, tokens: torch.Tensor) -> torch.Tensor:
-        # (batch, tokens, heads * head_dim) -> (batch, heads, tokens, head_dim)
-        return tokens.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
+        return self.attend_heads(query, key, self.split_heads(self.v_proj(values)), key_mask)
 
 
 class MemoryAttentionFeedForward(nn.Module):
@@ -126,7 +123,13 @@ class MemoryAttentionLayer(nn.Module):
         self.mlp = MemoryAttentionFeedForward(config)
         self.dropout3 = nn.Dropout(config.memory_attention_dropout)
 
-    def forward(
+    def attend_to_frame(self, hidden_states: torch.Tensor, frame_rotation: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """The self-attention step: (batch, num_frame_tokens, hidden) -> the same."""
+        normed = self.layer_norm1(hidden_states)
+        attended = self.self_attn(normed, normed, normed, frame_rotation, frame_rotation)
+        return hidden_states + self.dropout1(attended)
+
+    def attend_to_memory(
         self,
         hidden_states: torch.Tensor,
         memory: torch.Tensor,
@@ -135,12 +138,11 @@ class MemoryAttentionLayer(nn.Module):
         memory_rotation: tuple[torch.Tensor, torch.Tensor],
         num_spatial_memories: int,
         num_object_pointer_tokens: int,
+        memory_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """hidden_states (batch, num_frame_tokens, hidden); memory / memory_position
-        (batch, num_memory_tokens, memory_dim)."""
-        normed = self.layer_norm1(hidden_states)
-        attended = self.self_attn(normed, normed, normed, frame_rotation, frame_rotation)
-        hidden_states = hidden_states + self.dropout1(attended)
+        """The cross-attention and MLP steps: hidden_states (batch, num_frame_tokens, hidden);
+        memory / memory_position (batch, num_memory_tokens, memory_dim); memory_mask
+        (batch, num_memory_tokens) bool, False for tokens of empty memory slots."""
         attended = self.cross_attn_image(
             self.layer_norm2(hidden_states),
             memory + memory_position,
@@ -149,6 +151,7 @@ class MemoryAttentionLayer(nn.Module):
             memory_rotation,
             num_spatial_memories,
             num_object_pointer_tokens,
+            memory_mask,
         )
         hidden_states = hidden_states + self.dropout2(attended)
         return hidden_states + self.dropout3(self.mlp(self.layer_norm3(hidden_states)))
@@ -183,28 +186,41 @@ class EdgeTamMemoryAttention(nn.Module):
         memory_position: torch.Tensor,
         num_spatial_memories: int,
         num_object_pointer_tokens: int = 0,
+        memory_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """
         Args:
             current_features: (batch, hidden, height, width) lowest-resolution image features of
-                the current frame, one object per batch entry.
-            current_position: (batch, hidden, height, width) their sine position encoding.
+                the current frame, one object per batch entry; or (1, hidden, height, width) for
+                one frame shared by every object of the memory's batch.
+            current_position: their sine position encoding, of the same shape.
             memory: (batch, num_memory_tokens, memory_dim) the memory tokens of
                 `num_spatial_memories` frames (perceiver outputs, each 512 tokens), then
                 `num_object_pointer_tokens` object-pointer tokens.
             memory_position: (batch, num_memory_tokens, memory_dim) their position encodings,
                 temporal encodings included.
+            memory_mask: (batch, num_memory_tokens) bool, False for the tokens of empty memory
+                slots (fixed-size memory banks); None when every token is a memory.
 
         Returns:
             (batch, hidden, height, width): the memory-conditioned features.
         """
-        batch_size, hidden_size, height, width = current_features.shape
+        _, hidden_size, height, width = current_features.shape
+        batch_size = memory.shape[0]
+        if current_features.shape[0] not in (1, batch_size):
+            raise ValueError(
+                f"current_features has {current_features.shape[0]} rows; expected 1 (shared) or {batch_size} (the memory's)"
+            )
         hidden_states = current_features + 0.1 * current_position
-        hidden_states = hidden_states.flatten(2).transpose(1, 2)  # (batch, height * width, hidden)
+        hidden_states = hidden_states.flatten(2).transpose(1, 2)  # (batch or 1, height * width, hidden)
         frame_rotation = self.rotary_encoding(height, width, current_features.device)
         memory_rotation = self.rotary_encoding(self.memory_grid_height, self.memory_grid_width, memory.device)
         for layer in self.layers:
-            hidden_states = layer(
+            hidden_states = layer.attend_to_frame(hidden_states, frame_rotation)
+            # Until the first cross-attention the tokens are the frame's alone: a shared frame is
+            # self-attended once for all objects, then each object reads its own memory.
+            hidden_states = hidden_states.expand(batch_size, -1, -1)
+            hidden_states = layer.attend_to_memory(
                 hidden_states,
                 memory,
                 memory_position,
@@ -212,6 +228,7 @@ class EdgeTamMemoryAttention(nn.Module):
                 memory_rotation,
                 num_spatial_memories,
                 num_object_pointer_tokens,
+                memory_mask,
             )
         hidden_states = self.layer_norm(hidden_states)
         return hidden_states.transpose(1, 2).reshape(batch_size, hidden_size, height, width)

@@ -6,8 +6,8 @@ memory, encode a memory of the result); `video.propagation` drives them over the
 `EdgeTamVideoInferenceSession`, which holds every piece of state.
 """
 
+import itertools
 from collections.abc import Iterator
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +15,7 @@ from torch import nn
 from transformers import initialization as init
 
 from .configuration import EdgeTamVideoConfig
-from .layers import MLP
+from .layers import MLP, ChangeAwareModule, ProjectedAttention
 from .mask_decoder import EdgeTamMaskDecoder
 from .memory_attention import EdgeTamMemoryAttention
 from .memory_encoder import EdgeTamMemoryEncoder
@@ -25,55 +25,19 @@ from .perceiver import EdgeTamPerceiverResampler
 from .position_encoding import RandomFourierPositionEncoding
 from .prompt_encoder import LABEL_PADDING, EdgeTamPromptEncoder
 from .video import propagation
-from .video.memory_bank import MemoryContext
 from .video.session import NO_OBJECT_SCORE
+from .video.types import EncodedMemory, FrameFeatures, FramePrediction, MemoryContext
 from .vision_encoder import EdgeTamVisionEncoder
+
+# Numbers the states of every video model's weights and settings (see `EdgeTamVideoModel.state_revision`).
+_model_revisions = itertools.count()
 
 # A binary mask prompt used as the output becomes logits of -10 / +10 (sigmoid ~ 0 / ~ 1).
 MASK_AS_LOGITS_SCALE = 20.0
 MASK_AS_LOGITS_BIAS = -10.0
 
 
-class FrameFeatures(NamedTuple):
-    """A frame's image features as the video model uses them (original: `_get_image_feature`)."""
-
-    high_resolution_features: tuple[torch.Tensor, torch.Tensor]  # (B, 32, 256, 256), (B, 64, 128, 128)
-    vision_features: torch.Tensor  # (B, 256, 64, 64) lowest FPN level, no no-memory embedding
-    vision_position: torch.Tensor  # (B, 256, 64, 64) its sine position encoding
-
-    def expand(self, batch_size: int) -> "FrameFeatures":
-        """One frame's features shared by `batch_size` objects (a view, as the original expands)."""
-        s0, s1 = self.high_resolution_features
-        return FrameFeatures(
-            (s0.expand(batch_size, -1, -1, -1), s1.expand(batch_size, -1, -1, -1)),
-            self.vision_features.expand(batch_size, -1, -1, -1),
-            self.vision_position.expand(batch_size, -1, -1, -1),
-        )
-
-    def to(self, device) -> "FrameFeatures":
-        s0, s1 = self.high_resolution_features
-        return FrameFeatures(
-            (s0.to(device), s1.to(device)), self.vision_features.to(device), self.vision_position.to(device)
-        )
-
-
-class FramePrediction(NamedTuple):
-    """One frame's prediction for a batch of objects (original: the outputs of `track_step`)."""
-
-    mask_logits: torch.Tensor  # (B, 1, 256, 256) low-resolution logits of the chosen mask
-    high_res_mask_logits: torch.Tensor  # (B, 1, 1024, 1024) the same mask upsampled, fed to memory
-    object_pointer: torch.Tensor  # (B, hidden)
-    object_score_logits: torch.Tensor  # (B, 1)
-
-
-class EncodedMemory(NamedTuple):
-    """A frame's memory per object: perceiver tokens and their position encoding."""
-
-    memory_tokens: torch.Tensor  # (B, num_latents + num_latents_2d, mem_dim) = (B, 512, 64)
-    memory_position: torch.Tensor  # (B, 512, 64)
-
-
-class EdgeTamVideoModel(EdgeTamPreTrainedModel):
+class EdgeTamVideoModel(ChangeAwareModule, EdgeTamPreTrainedModel):
     """Tracks objects through a video (original: `sam2.modeling.sam2_base.SAM2Base` as
     `SAM2VideoPredictor` drives it, with EdgeTAM's 2D spatial perceiver).
 
@@ -119,6 +83,35 @@ class EdgeTamVideoModel(EdgeTamPreTrainedModel):
         self.post_init()
         with torch.no_grad():
             self.shared_image_embedding.positional_embedding.copy_(self.prompt_encoder.shared_embedding.positional_embedding)
+        self.weights_changed()
+
+    # ------------------------------------------------------------------ what results depend on
+
+    # `state_revision` names the model's weights and settings: a tracked result records the revision it
+    # was computed with and is reused only under the same one. It changes, to a number no model
+    # had before, whenever the weights may change (see `ChangeAwareModule`) and on a change of
+    # attention kernel; after editing weights in place, call `weights_changed()`.
+
+    def weights_changed(self) -> None:
+        self.state_revision = next(_model_revisions)
+        # Parts that keep something derived from their weights (the folded trunk) drop it too.
+        for module in self.modules():
+            if module is not self and isinstance(module, ChangeAwareModule):
+                module.weights_changed()
+
+    def set_attn_implementation(self, attn_implementation):
+        self.weights_changed()
+        return super().set_attn_implementation(attn_implementation)
+
+    def use_original_attention_kernels(self, enabled: bool = True) -> "EdgeTamVideoModel":
+        """On CPU, run the memory attention with PyTorch's math kernel, as the original does (it
+        forces it): bit-exact with the original but ~1.5x slower. The default kernel (flash)
+        stays within ~1e-6 of it per layer. Returns the model."""
+        for module in self.memory_attention.modules():
+            if isinstance(module, ProjectedAttention):
+                module.math_kernel_on_cpu = enabled
+        self.weights_changed()
+        return self
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
@@ -192,11 +185,17 @@ class EdgeTamVideoModel(EdgeTamPreTrainedModel):
 
     # ------------------------------------------------------------------ stateless steps on one frame
 
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype the model computes in: that of its weights (`model.to(torch.bfloat16)`).
+        Inputs are cast to it; mask logits and object scores come out in float32."""
+        return self.no_object_pointer.dtype
+
     @torch.no_grad()
     def get_frame_features(self, pixel_values: torch.Tensor) -> FrameFeatures:
         """(1, 3, 1024, 1024) normalised frame -> its features (original: `forward_image` and
         `_prepare_backbone_features`)."""
-        fpn_features, fpn_positions = self.vision_encoder(pixel_values)
+        fpn_features, fpn_positions = self.vision_encoder(pixel_values.to(self.compute_dtype))
         high_resolution = self.mask_decoder.project_high_resolution_features(fpn_features[:2])
         return FrameFeatures(tuple(high_resolution), fpn_features[-1], fpn_positions[-1])
 
@@ -219,6 +218,7 @@ class EdgeTamVideoModel(EdgeTamPreTrainedModel):
             memory_position=memory.memory_position,
             num_spatial_memories=memory.num_spatial_memories,
             num_object_pointer_tokens=memory.num_object_pointer_tokens,
+            memory_mask=memory.memory_mask,
         )
 
     def predict_from_prompts(
@@ -234,7 +234,8 @@ class EdgeTamVideoModel(EdgeTamPreTrainedModel):
         (original: `_track_step` without a mask input, then `_forward_sam_heads`).
 
         Args:
-            features: the frame's features, one row per object.
+            features: the frame's features, one row per object, or one row shared by the
+                objects of `memory` (its self-attention then runs once for all of them).
             memory: the memory bank entries, or None for an initial conditioning frame.
             point_coordinates: (B, num_points, 2) in the 1024x1024 input frame; None: no click.
             point_labels: (B, num_points): 1 / 0 clicks, 2 / 3 box corners.
@@ -243,6 +244,7 @@ class EdgeTamVideoModel(EdgeTamPreTrainedModel):
             multimask_output: decode three masks and keep the one with the best predicted IoU.
         """
         pixel_features = self.condition_on_memory(features, memory)
+        features = features.expand(pixel_features.shape[0])
         return self._segment(
             pixel_features, features, point_coordinates, point_labels, mask_logits_prompt, multimask_output
         )
@@ -261,7 +263,12 @@ class EdgeTamVideoModel(EdgeTamPreTrainedModel):
             high_res_logits, size=low_res_size, mode="bilinear", align_corners=False, antialias=True
         )
         decoded = self._segment(
-            features.vision_features, features, None, None, self.mask_downsample(mask_prompt), multimask_output=False
+            features.vision_features,
+            features,
+            None,
+            None,
+            self.mask_downsample(mask_prompt.to(self.compute_dtype)),
+            multimask_output=False,
         )
         is_visible = torch.any(mask_prompt.flatten(1) > 0.0, dim=1)[..., None].float()  # (B, 1)
         object_score_logits = MASK_AS_LOGITS_SCALE * is_visible + MASK_AS_LOGITS_BIAS
@@ -282,16 +289,18 @@ class EdgeTamVideoModel(EdgeTamPreTrainedModel):
         `binarize_mask` thresholds the logits instead of taking their sigmoid; the original does
         so for masks that come from the user's prompts.
         """
-        encoded = self.memory_encoder(features.vision_features, high_res_mask_logits, binarize_mask=binarize_mask)
+        encoded = self.memory_encoder(
+            features.vision_features, high_res_mask_logits.to(self.compute_dtype), binarize_mask=binarize_mask
+        )
         memory_features = encoded.memory_features
         if self.occlusion_spatial_embedding_parameter is not None:
-            is_visible = (object_score_logits > 0).float()
+            is_visible = (object_score_logits > 0).to(memory_features.dtype)
             occlusion = self.occlusion_spatial_embedding_parameter[..., None, None].expand(*memory_features.shape)
             memory_features = memory_features + (1 - is_visible[..., None, None]) * occlusion
         tokens, position = self.spatial_perceiver(memory_features, encoded.memory_position)
         return EncodedMemory(tokens, position)
 
-    def object_pointer_position(self, temporal_distances: list[int], num_frames: int, batch_size: int) -> torch.Tensor:
+    def object_pointer_position(self, temporal_distances: torch.Tensor, num_frames: int, batch_size: int) -> torch.Tensor:
         """Position encodings of the object pointers -> (B, num_pointers, mem_dim).
 
         EdgeTAM adds none (zeros); with `enable_temporal_pos_encoding_for_object_pointers` a sine
@@ -300,10 +309,10 @@ class EdgeTamVideoModel(EdgeTamPreTrainedModel):
         memory_dim = self.config.memory_encoder_output_channels
         device = self.no_object_pointer.device
         if not self.config.enable_temporal_pos_encoding_for_object_pointers:
-            return torch.zeros(batch_size, len(temporal_distances), memory_dim, device=device)
+            return torch.zeros(batch_size, temporal_distances.shape[0], memory_dim, device=device, dtype=self.compute_dtype)
         max_distance = min(num_frames, self.config.max_object_pointers_in_encoder) - 1
-        distances = torch.tensor(temporal_distances, device=device) / max(max_distance, 1)
-        encoding = _sine_encoding_1d(distances, self.config.vision_config.fpn_hidden_size)
+        distances = temporal_distances.to(device) / max(max_distance, 1)
+        encoding = _sine_encoding_1d(distances, self.config.vision_config.fpn_hidden_size).to(self.compute_dtype)
         encoding = self.temporal_positional_encoding_projection_layer(encoding)
         return encoding[None].expand(batch_size, -1, -1)
 
@@ -330,6 +339,8 @@ class EdgeTamVideoModel(EdgeTamPreTrainedModel):
                 align_corners=False,
                 antialias=True,
             )
+        if mask_logits_prompt is not None:
+            mask_logits_prompt = mask_logits_prompt.to(self.compute_dtype)
         sparse_embeddings, dense_embeddings = self.prompt_encoder(
             input_points=point_coordinates[:, None], input_labels=point_labels[:, None], input_masks=mask_logits_prompt
         )
@@ -341,7 +352,7 @@ class EdgeTamVideoModel(EdgeTamPreTrainedModel):
             multimask_output=multimask_output,
             high_resolution_features=features.high_resolution_features,
         )
-        object_score_logits = decoded.object_score_logits[:, 0]  # (B, 1)
+        object_score_logits = decoded.object_score_logits[:, 0].float()  # (B, 1)
         is_visible = object_score_logits > 0
         # An object judged absent gets no mask at all, in the memory as in the output.
         mask_logits = torch.where(is_visible[..., None, None], decoded.mask_logits[:, 0], NO_OBJECT_SCORE).float()

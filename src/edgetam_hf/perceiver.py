@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from .configuration import EdgeTamVideoConfig
-from .layers import attend
+from .layers import ProjectedAttention
 from .position_encoding import SinePositionEncoding
 
 
@@ -37,21 +37,22 @@ class PerceiverFeedForward(nn.Module):
         return self.down_proj(self.activation(self.up_proj(self.layer_norm(hidden_states))))
 
 
-class PerceiverAttention(nn.Module):
+class PerceiverAttention(ProjectedAttention):
     """Multi-head attention without biases, on already normalised inputs (original:
     `sam2.modeling.perceiver.PerceiverAttention` / `Attention`, whose LayerNorms sit in
     `PerceiverLayer` here, and whose fused `to_kv` is split into `k_proj` / `v_proj`)."""
 
     def __init__(self, config: EdgeTamVideoConfig):
-        super().__init__()
         hidden_size = config.perceiver_resampler_hidden_size
-        self.num_heads = config.perceiver_resampler_num_attention_heads
-        inner_size = config.perceiver_resampler_attention_head_dim * self.num_heads
-        self.q_proj = nn.Linear(hidden_size, inner_size, bias=False)
-        self.k_proj = nn.Linear(hidden_size, inner_size, bias=False)
-        self.v_proj = nn.Linear(hidden_size, inner_size, bias=False)
-        self.o_proj = nn.Linear(inner_size, hidden_size, bias=False)
-        self.dropout = config.perceiver_resampler_attention_dropout
+        num_heads = config.perceiver_resampler_num_attention_heads
+        super().__init__(
+            hidden_size,
+            hidden_size,
+            config.perceiver_resampler_attention_head_dim * num_heads,
+            num_heads,
+            bias=False,
+            dropout=config.perceiver_resampler_attention_dropout,
+        )
         self.attn_implementation = config._attn_implementation or "sdpa"
 
     def forward(
@@ -62,19 +63,13 @@ class PerceiverAttention(nn.Module):
     ) -> torch.Tensor:
         """queries (batch, num_queries, hidden); keys_values and the optional key_value_position
         (batch, num_keys, hidden). The position is added to the projected keys and values both."""
-        query = self._split_heads(self.q_proj(queries))
-        key = self._split_heads(self.k_proj(keys_values))
-        value = self._split_heads(self.v_proj(keys_values))
+        query = self.split_heads(self.q_proj(queries))
+        key = self.split_heads(self.k_proj(keys_values))
+        value = self.split_heads(self.v_proj(keys_values))
         if key_value_position is not None:
-            position = self._split_heads(key_value_position)
+            position = self.split_heads(key_value_position)
             key, value = key + position, value + position
-        dropout = self.dropout if self.training else 0.0
-        attended = attend(query, key, value, self.attn_implementation, dropout)
-        return self.o_proj(attended.transpose(1, 2).flatten(2))
-
-    def _split_heads(self, tokens: torch.Tensor) -> torch.Tensor:
-        # (batch, tokens, heads * head_dim) -> (batch, heads, tokens, head_dim)
-        return tokens.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
+        return self.attend_heads(query, key, value)
 
 
 class PerceiverLayer(nn.Module):

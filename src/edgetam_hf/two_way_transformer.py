@@ -4,14 +4,15 @@ import torch
 from torch import nn
 
 from .configuration import EdgeTamMaskDecoderConfig
-from .layers import ATTENTION_IMPLEMENTATIONS, MLP, attend
+from .layers import ATTENTION_IMPLEMENTATIONS, MLP, ProjectedAttention
 
 
-class EdgeTamTwoWayAttention(nn.Module):
+class EdgeTamTwoWayAttention(ProjectedAttention):
     """Multi-head attention whose projections may shrink the width by `downsample_rate`.
 
     Ports `sam2.modeling.sam.transformer.Attention`; its `out_proj` is named `o_proj` here, as in
-    transformers. `attn_implementation` ("sdpa" or "eager") is set by the owning model.
+    transformers. No dropout: the rate is 0.0 in every SAM head. On CPU the original runs the
+    math kernel, and so do we (the mask decoder's attention is small).
     """
 
     def __init__(
@@ -21,33 +22,15 @@ class EdgeTamTwoWayAttention(nn.Module):
         downsample_rate: int = 1,
         attn_implementation: str = "sdpa",
     ):
-        super().__init__()
-        internal_dim = hidden_size // downsample_rate
-        if internal_dim % num_attention_heads != 0:
-            raise ValueError(f"num_attention_heads ({num_attention_heads}) must divide {internal_dim}")
-        self.num_attention_heads = num_attention_heads
-        self.head_dim = internal_dim // num_attention_heads
+        internal_size = hidden_size // downsample_rate
+        super().__init__(hidden_size, hidden_size, internal_size, num_attention_heads, math_kernel_on_cpu=True)
         self.attn_implementation = attn_implementation
-        self.q_proj = nn.Linear(hidden_size, internal_dim)
-        self.k_proj = nn.Linear(hidden_size, internal_dim)
-        self.v_proj = nn.Linear(hidden_size, internal_dim)
-        self.o_proj = nn.Linear(internal_dim, hidden_size)
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         """(batch, query_tokens, hidden) x (batch, key_tokens, hidden) -> (batch, query_tokens, hidden)."""
-        query = self._split_heads(self.q_proj(query))
-        key = self._split_heads(self.k_proj(key))
-        value = self._split_heads(self.v_proj(value))
-        # No dropout: the rate is 0.0 in every SAM head. On CPU the original runs the math kernel.
-        attended = attend(query, key, value, self.attn_implementation, math_kernel_on_cpu=True)
-        batch_size, _, num_tokens, _ = attended.shape
-        attended = attended.transpose(1, 2).reshape(batch_size, num_tokens, -1)
-        return self.o_proj(attended)
-
-    def _split_heads(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        batch_size, num_tokens, _ = hidden_states.shape
-        hidden_states = hidden_states.reshape(batch_size, num_tokens, self.num_attention_heads, self.head_dim)
-        return hidden_states.transpose(1, 2)  # (batch, heads, tokens, head_dim)
+        return self.attend_heads(
+            self.split_heads(self.q_proj(query)), self.split_heads(self.k_proj(key)), self.split_heads(self.v_proj(value))
+        )
 
 
 class EdgeTamTwoWayAttentionBlock(nn.Module):

@@ -16,13 +16,45 @@ from torch import nn
 from transformers.activations import ACT2FN
 
 from .configuration import EdgeTamVisionConfig
+from .layers import ChangeAwareModule
 from .position_encoding import SinePositionEncoding
 
 
 # ----------------------------------------------------------------------------- RepViT blocks
 
 
-class RepVitConvNorm(nn.Module):
+class FoldedForInference(ChangeAwareModule):
+    """A module that `fuse()`s into one conv, and, once `fold_for_inference` is set, runs that
+    conv in inference (eval mode, gradients off), folded once and kept, instead of its branches
+    and BatchNorms (timm's `fuse()` without renaming any weight: checkpoints still load and save).
+
+    Off by default: folding rounds differently, and on the fixture's random weights (activations
+    up to ~5e3) the image features move by ~5e-5 of their largest value, which takes some
+    outputs past the 1e-4 parity with the original. The kept conv is dropped whenever the
+    weights may change (see `ChangeAwareModule`); after editing them in place, call
+    `weights_changed()`.
+    """
+
+    fold_for_inference = False
+    _folded: nn.Conv2d | None = None
+
+    def fuse(self) -> nn.Conv2d:
+        raise NotImplementedError
+
+    def weights_changed(self) -> None:
+        self._folded = None
+
+    def _use_folded(self) -> bool:
+        return self.fold_for_inference and not self.training and not torch.is_grad_enabled()
+
+    def _folded_conv(self) -> nn.Conv2d:
+        if self._folded is None:
+            # Kept out of the module tree: not a submodule, not in the state dict.
+            self.__dict__["_folded"] = self.fuse()
+        return self._folded
+
+
+class RepVitConvNorm(FoldedForInference):
     """Bias-free convolution followed by BatchNorm (timm: `repvit.ConvNorm`); `fuse()` folds the two.
 
     Padding is `(kernel_size - 1) // 2`, which is what timm passes for every RepViT conv.
@@ -45,12 +77,15 @@ class RepVitConvNorm(nn.Module):
         nn.init.zeros_(self.bn.bias)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self._use_folded():
+            return self._folded_conv()(hidden_states)
         return self.bn(self.c(hidden_states))
 
     @torch.no_grad()
     def fuse(self) -> nn.Conv2d:
-        """One conv with a bias that computes what this module computes in eval mode."""
-        conv, bn = self.c, self.bn
+        """One conv with a bias that computes what this module computes in eval mode (folded in
+        float32 whatever the weights' dtype, then cast to it)."""
+        conv, bn = self.c, self.float_copy_of_bn()
         scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (out_channels,)
         fused = nn.Conv2d(
             conv.in_channels,
@@ -64,13 +99,21 @@ class RepVitConvNorm(nn.Module):
             device=conv.weight.device,
             dtype=conv.weight.dtype,
         )
-        fused.weight.copy_(conv.weight * scale[:, None, None, None])
+        fused.weight.copy_(conv.weight.float() * scale[:, None, None, None])
         # Same rounding as timm's fold, so fused weights equal those of timm's `RepVit.fuse()`.
         fused.bias.copy_(bn.bias - bn.running_mean * bn.weight / torch.sqrt(bn.running_var + bn.eps))
         return fused
 
+    def float_copy_of_bn(self) -> nn.BatchNorm2d:
+        """The BatchNorm's statistics and affine parameters in float32 (itself when already so)."""
+        if self.bn.weight.dtype == torch.float32:
+            return self.bn
+        bn = nn.BatchNorm2d(self.bn.num_features, eps=self.bn.eps, device=self.bn.weight.device)
+        bn.load_state_dict({key: value.float() for key, value in self.bn.state_dict().items()})
+        return bn
 
-class RepVitTokenMixer(nn.Module):
+
+class RepVitTokenMixer(FoldedForInference):
     """Depthwise k x k conv + depthwise 1x1 conv + identity, summed (timm: `repvit.RepVggDw`, the
     `legacy=True` layout of RepViT-M1, where both branches carry their own BatchNorm).
 
@@ -83,13 +126,15 @@ class RepVitTokenMixer(nn.Module):
         self.conv1 = RepVitConvNorm(channels, channels, 1, groups=channels)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self._use_folded():
+            return self._folded_conv()(hidden_states)
         return self.conv(hidden_states) + self.conv1(hidden_states) + hidden_states
 
     @torch.no_grad()
     def fuse(self) -> nn.Conv2d:
-        """One depthwise k x k conv equal to the sum of the three branches."""
-        fused = self.conv.fuse()
-        pointwise = self.conv1.fuse()
+        """One depthwise k x k conv equal to the sum of the three branches (summed in float32)."""
+        fused = self.conv.fuse().float()
+        pointwise = self.conv1.fuse().float()
         # A 1x1 kernel zero-padded to k x k (and a centred 1 for the identity) acts the same under
         # the k x k conv's padding of (k - 1) // 2.
         border = fused.kernel_size[0] // 2
@@ -98,7 +143,7 @@ class RepVitTokenMixer(nn.Module):
         identity_as_kxk[:, :, border, border] = 1.0
         fused.weight.copy_(fused.weight + pointwise_as_kxk + identity_as_kxk)
         fused.bias.add_(pointwise.bias)
-        return fused
+        return fused.to(self.conv.c.weight.dtype)
 
 
 def _squeeze_excite_channels(channels: int) -> int:
@@ -368,4 +413,13 @@ class EdgeTamVisionEncoder(nn.Module):
     def fuse(self) -> "EdgeTamVisionEncoder":
         """Re-parameterise the trunk for inference in place (see `RepVitTrunk.fuse`); returns self."""
         self.backbone.timm_model.fuse()
+        return self
+
+    def fold_for_inference(self, enabled: bool = True) -> "EdgeTamVisionEncoder":
+        """Run the trunk's conv-norms and token mixers as folded convs in inference, keeping the
+        weights and their names (see `FoldedForInference`); returns self."""
+        for module in self.modules():
+            if isinstance(module, FoldedForInference):
+                module.fold_for_inference = enabled
+                module.weights_changed()
         return self

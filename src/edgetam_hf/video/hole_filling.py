@@ -1,16 +1,15 @@
 """Filling small holes in predicted masks (original: `sam2.utils.misc.fill_holes_in_mask_scores`).
 
-The original needs its CUDA extension or OpenCV for the connected components; this is the same
-8-connected labelling in NumPy, so it runs anywhere.
+The original needs its CUDA extension or OpenCV to label connected components. Only components
+of at most `max_area` pixels matter, and those can be found without labelling the whole mask:
+this is a few 3x3 poolings in torch, on the masks' device, for every mask of the batch at once.
 """
 
-import numpy as np
 import torch
+import torch.nn.functional as F
 
 # Logit given to a filled hole: just above the 0 threshold, as in the original.
 FILLED_HOLE_LOGIT = 0.1
-# The 4 neighbour offsets that, with their mirror images, make 8-connectivity.
-_NEIGHBOUR_OFFSETS = ((0, 1), (1, -1), (1, 0), (1, 1))
 
 
 def fill_holes(mask_logits: torch.Tensor, max_area: int) -> torch.Tensor:
@@ -18,46 +17,46 @@ def fill_holes(mask_logits: torch.Tensor, max_area: int) -> torch.Tensor:
     `max_area` pixels to 0.1. mask_logits: (..., H, W); returns a new tensor of the same shape."""
     if max_area <= 0:
         return mask_logits
-    background = (mask_logits <= 0).reshape(-1, *mask_logits.shape[-2:]).cpu().numpy()
-    is_hole = np.stack([component_areas(plane) <= max_area for plane in background]) & background
-    is_hole = torch.from_numpy(is_hole).reshape(mask_logits.shape).to(mask_logits.device)
+    background = (mask_logits <= 0).reshape(-1, 1, *mask_logits.shape[-2:])  # (planes, 1, H, W)
+    is_hole = small_component_mask(background, max_area).reshape(mask_logits.shape)
     return torch.where(is_hole, torch.tensor(FILLED_HOLE_LOGIT, dtype=mask_logits.dtype), mask_logits)
 
 
-def component_areas(mask: np.ndarray) -> np.ndarray:
-    """(H, W) bool -> (H, W) int64: the pixel count of each True pixel's 8-connected component,
-    0 on False pixels."""
-    height, width = mask.shape
-    index = np.arange(height * width).reshape(height, width)
-    starts, ends = [], []
-    for dy, dx in _NEIGHBOUR_OFFSETS:
-        # pairs (y, x) -> (y + dy, x + dx) that are both inside the image and both True
-        rows = slice(0, height - dy)
-        cols = slice(max(0, -dx), width - max(0, dx))
-        shifted_cols = slice(max(0, dx), width - max(0, -dx))
-        both = mask[rows, cols] & mask[dy:, shifted_cols]
-        starts.append(index[rows, cols][both])
-        ends.append(index[dy:, shifted_cols][both])
-    roots = _union_find_roots(height * width, np.concatenate(starts), np.concatenate(ends))
-    areas = np.bincount(roots[mask.ravel()], minlength=height * width)
-    return np.where(mask.ravel(), areas[roots], 0).reshape(height, width)
+def small_component_mask(mask: torch.Tensor, max_area: int) -> torch.Tensor:
+    """(planes, 1, H, W) bool -> the True pixels whose 8-connected component has at most
+    `max_area` pixels.
+
+    Each True pixel starts with its own index as label, and `max_area - 1` rounds of "take the
+    smallest label among the 8 neighbours" (through True pixels only) give every component of
+    at most `max_area` pixels (so of diameter < max_area) one label. A label can also be shared
+    by part of a larger component; but a set of pixels sharing a label with no True neighbour of
+    another label is a whole component, so a label is a small component exactly when it counts
+    at most `max_area` pixels and none of them borders another label.
+    """
+    planes, _, height, width = mask.shape
+    num_pixels = height * width
+    # Labels as float32 for the pooling: exact below 2**24 pixels a plane.
+    index = torch.arange(num_pixels, device=mask.device, dtype=torch.float32).reshape(1, 1, height, width)
+    outside = float(num_pixels)  # larger than any label: never the smallest
+    labels = torch.where(mask, index, outside)
+    for _ in range(max_area - 1):
+        spread = torch.where(mask, _smallest_neighbour(labels), outside)
+        if torch.equal(spread, labels):
+            break
+        labels = spread
+    largest_neighbour = F.max_pool2d(torch.where(mask, labels, -1.0), 3, stride=1, padding=1)
+    borders_other = mask & ((_smallest_neighbour(labels) != labels) | (largest_neighbour != labels))
+
+    # One id per (plane, label); the pixels outside the mask share a spare id.
+    plane_offset = torch.arange(planes, device=mask.device).reshape(-1, 1, 1, 1) * (num_pixels + 1)
+    ids = (labels.long() + plane_offset).flatten()
+    num_ids = planes * (num_pixels + 1)
+    area = torch.bincount(ids, minlength=num_ids)
+    num_bordering = torch.bincount(ids, weights=borders_other.flatten().float(), minlength=num_ids)
+    is_small = (area <= max_area) & (num_bordering == 0)
+    return mask & is_small[ids].reshape(mask.shape)
 
 
-def _union_find_roots(num_nodes: int, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """The smallest node index of each node's connected component, by repeated hooking of the
-    larger root onto the smaller one and path halving, vectorised over all edges."""
-    parent = np.arange(num_nodes)
-    while True:
-        root_a, root_b = parent[starts], parent[ends]
-        differ = root_a != root_b
-        if not differ.any():
-            return parent
-        low = np.minimum(root_a[differ], root_b[differ])
-        high = np.maximum(root_a[differ], root_b[differ])
-        np.minimum.at(parent, high, low)
-        # compress every path to its root before the next round
-        while True:
-            grandparent = parent[parent]
-            if np.array_equal(grandparent, parent):
-                break
-            parent = grandparent
+def _smallest_neighbour(labels: torch.Tensor) -> torch.Tensor:
+    """The smallest label in each pixel's 3x3 neighbourhood (itself included)."""
+    return -F.max_pool2d(-labels, 3, stride=1, padding=1)

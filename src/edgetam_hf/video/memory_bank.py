@@ -1,20 +1,12 @@
-"""Which memories a tracked frame attends to, and their assembly into the memory attention's input
-(original: step 1 of `SAM2Base._prepare_memory_conditioned_features`)."""
+"""Which memories a tracked frame attends to, gathered into the step's memory slots (original:
+step 1 of `SAM2Base._prepare_memory_conditioned_features`)."""
 
 from typing import NamedTuple
 
 import torch
 
 from .session import EdgeTamVideoInferenceSession, FrameResult, FrameResults, TrackedObject
-
-
-class MemoryContext(NamedTuple):
-    """The memory bank entries one frame attends to, for a batch of objects."""
-
-    memory: torch.Tensor  # (B, num_tokens, mem_dim): spatial memories, then object-pointer tokens
-    memory_position: torch.Tensor  # (B, num_tokens, mem_dim), temporal encodings included
-    num_spatial_memories: int
-    num_object_pointer_tokens: int
+from .types import MemorySlots
 
 
 class MemoryEntry(NamedTuple):
@@ -98,39 +90,31 @@ def _stored_entry(results: FrameResults, unselected: list[int], frame_idx: int, 
     return None
 
 
-def gather_memory(
-    model, session: EdgeTamVideoInferenceSession, objects: list[TrackedObject], plan: MemoryPlan
-) -> MemoryContext:
-    """Stacks the planned memories of `objects` (one row each) into the memory attention's input."""
+def gather_memory_slots(
+    session: EdgeTamVideoInferenceSession, objects: list[TrackedObject], plan: MemoryPlan
+) -> MemorySlots:
+    """The planned memories of `objects` (one row each) as exactly filled slots, in plan order."""
     device = session.inference_device
-    dtype = model.memory_temporal_positional_encoding.dtype
-    num_maskmem = model.config.num_maskmem
-    batch_size = len(objects)
-    tokens, positions = [], []
-    for entry in plan.spatial:
-        # Stored in the memory dtype (bfloat16 by default), computed in the model's dtype.
-        memory = torch.cat([stored_result(tracked, entry).memory_tokens for tracked in objects]).to(device, dtype)
-        tokens.append(memory)  # (B, 512, mem_dim)
-        temporal = model.memory_temporal_positional_encoding[num_maskmem - entry.position - 1].view(1, 1, -1)
-        positions.append((session.memory_position + temporal).expand(batch_size, -1, -1))
-    num_pointer_tokens = 0
+    memory_tokens = torch.stack(
+        [torch.cat([stored_result(tracked, entry).memory_tokens for tracked in objects]) for entry in plan.spatial],
+        dim=1,
+    ).to(device)  # (B, num_spatial, 512, mem_dim), in the memory dtype
     if plan.pointers:
-        pointers = torch.stack(
+        object_pointers = torch.stack(
             [torch.cat([stored_result(tracked, entry).object_pointer for tracked in objects]) for entry in plan.pointers],
             dim=1,
         ).to(device)  # (B, num_pointers, hidden)
-        pointer_position = model.object_pointer_position(
-            [entry.position for entry in plan.pointers], session.num_frames, batch_size
-        )
-        memory_dim = pointer_position.shape[-1]
-        # A pointer wider than a memory token becomes hidden // mem_dim consecutive tokens.
-        tokens_per_pointer = pointers.shape[-1] // memory_dim
-        pointers = pointers.reshape(batch_size, -1, memory_dim)
-        pointer_position = pointer_position.repeat_interleave(tokens_per_pointer, dim=1)
-        tokens.append(pointers)
-        positions.append(pointer_position)
-        num_pointer_tokens = pointers.shape[1]
-    return MemoryContext(torch.cat(tokens, dim=1), torch.cat(positions, dim=1), len(plan.spatial), num_pointer_tokens)
+    else:
+        hidden_size = stored_result(objects[0], plan.spatial[0]).object_pointer.shape[-1]
+        object_pointers = torch.zeros(len(objects), 0, hidden_size, device=device)
+    return MemorySlots(
+        memory_tokens=memory_tokens,
+        memory_temporal_slot=torch.tensor([entry.position for entry in plan.spatial], device=device),
+        memory_valid=None,
+        object_pointers=object_pointers,
+        pointer_temporal_distance=torch.tensor([entry.position for entry in plan.pointers], dtype=torch.long, device=device),
+        pointer_valid=None,
+    )
 
 
 def stored_result(tracked: TrackedObject, entry: MemoryEntry) -> FrameResult:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..outputs import EdgeTamVideoSegmentationOutput
 from .hole_filling import fill_holes
-from .memory_bank import MemoryPlan, gather_memory, memory_plan, stored_result
+from .memory_bank import MemoryPlan, gather_memory_slots, memory_plan, stored_result
 from .session import (
     NO_OBJECT_SCORE,
     PLACEHOLDER_OBJECT_SCORE,
@@ -32,6 +32,7 @@ from .session import (
     PendingPrompt,
     TrackedObject,
 )
+from .step import memory_context, track_step
 
 # The previous logits fed back with a correction are clamped to this range "to avoid rare
 # numerical issues" (original `add_new_points_or_box`).
@@ -94,13 +95,8 @@ def run_pending_prompts(model, session: EdgeTamVideoInferenceSession) -> dict[in
     that has not arrived yet; returns, per frame, whether its last prompt made it a conditioning
     frame."""
     kinds = {}
-    waiting = []
-    for prompt in session.pending_prompts:
-        if prompt.frame_idx < session.num_frames:
-            kinds[prompt.frame_idx] = _run_prompt(model, session, prompt)
-        else:
-            waiting.append(prompt)
-    session.pending_prompts = waiting
+    for prompt in session.take_runnable_prompts():
+        kinds[prompt.frame_idx] = _run_prompt(model, session, prompt)
     return kinds
 
 
@@ -124,7 +120,8 @@ def _run_prompt(model, session: EdgeTamVideoInferenceSession, prompt: PendingPro
         memory = None
         if not is_conditioning:
             plan = memory_plan(model.config, tracked.results, frame_idx, reverse, session.num_frames)
-            memory = gather_memory(model, session, [tracked], plan)
+            slots = gather_memory_slots(session, [tracked], plan)
+            memory = memory_context(model, slots, session.memory_position, session.num_frames)
         points = prompt.points
         prediction = model.predict_from_prompts(
             features,
@@ -207,7 +204,7 @@ def _consolidate(
     )
     scores = torch.cat([result.object_score_logits.to(device) for result in results])
     memory = model.encode_memory(features.expand(len(objects)), high_res_logits, scores, binarize_mask=True)
-    _keep_memory_position(session, memory.memory_position)
+    session.keep_memory_position(memory.memory_position)
     for row, (tracked, result) in enumerate(zip(objects, results)):
         tracked.results.of_kind(is_conditioning)[frame_idx] = FrameResult(
             mask_logits=result.mask_logits.to(session.inference_state_device),
@@ -282,33 +279,26 @@ def _track_objects(model, session, plan: MemoryPlan, objects: list[TrackedObject
     """
     key = _tracking_key(model, session, plan, objects, frame_idx)
     stored = [tracked.results.tracked.get(frame_idx) for tracked in objects]
-    if key is not None and all(result is not None and result.computed_from == key for result in stored):
+    if all(result is not None and result.computed_from == key for result in stored):
         return
-    features = session.frame_features(model, frame_idx).expand(len(objects))
-    memory = gather_memory(model, session, objects, plan)
-    prediction = model.predict_from_prompts(
-        features, memory, None, None, None, _use_multimask(model.config, False, 0)
+    features = session.frame_features(model, frame_idx)
+    slots = gather_memory_slots(session, objects, plan)
+    step = track_step(
+        model, features, slots, session.memory_position, session.num_frames, _use_multimask(model.config, False, 0)
     )
-    encoded = model.encode_memory(
-        features, prediction.high_res_mask_logits, prediction.object_score_logits, binarize_mask=False
-    )
-    _keep_memory_position(session, encoded.memory_position)
     for row, tracked in enumerate(objects):
-        result = _store_result(model, session, prediction, row)
-        result.memory_tokens = _stored_memory(session, encoded.memory_tokens[row : row + 1])
-        result.computed_from = key
-        tracked.results.tracked[frame_idx] = result
+        tracked.results.tracked[frame_idx] = FrameResult(
+            mask_logits=step.mask_logits[row : row + 1].to(session.inference_state_device),
+            object_pointer=step.object_pointer[row : row + 1],
+            object_score_logits=step.object_score_logits[row : row + 1],
+            memory_tokens=_stored_memory(session, step.memory_tokens[row : row + 1]),
+            computed_from=key,
+        )
 
 
-def _tracking_key(model, session, plan: MemoryPlan, objects: list[TrackedObject], frame_idx: int) -> tuple | None:
+def _tracking_key(model, session, plan: MemoryPlan, objects: list[TrackedObject], frame_idx: int) -> tuple:
     """What a tracked result depends on: the frame, the batch, the stored results it reads (by
-    serial number) and the model (its config, and its weights through their version counters).
-    None when the weights keep no version counter (made under `torch.inference_mode`): such
-    results are always recomputed."""
-    try:
-        weights_version = sum(parameter._version for parameter in model.parameters())
-    except RuntimeError:
-        return None
+    serial number) and the model's weights and settings (its `state_revision`)."""
     read = tuple(stored_result(tracked, entry).serial for tracked in objects for entry in plan.spatial + plan.pointers)
     return (
         frame_idx,
@@ -317,12 +307,7 @@ def _tracking_key(model, session, plan: MemoryPlan, objects: list[TrackedObject]
         tuple(tracked.obj_id for tracked in objects),
         session.num_frames,
         session.memory_dtype,
-        id(model),
-        model.dtype,
-        model.device,
-        weights_version,
-        model.config.to_json_string(),
-        model.config._attn_implementation,
+        model.state_revision,
     )
 
 
@@ -342,14 +327,7 @@ def clear_prompts_in_frame(
 ) -> EdgeTamVideoSegmentationOutput | None:
     """Removes one object's prompts on one frame (original: `clear_all_prompts_in_frame`)."""
     session.check_frame_idx(frame_idx)
-    tracked = session.get_object(obj_id)
-    tracked.point_prompts.pop(frame_idx, None)
-    tracked.mask_prompts.pop(frame_idx, None)
-    tracked.prompt_results.conditioning.pop(frame_idx, None)
-    tracked.prompt_results.tracked.pop(frame_idx, None)
-    session.pending_prompts = [
-        prompt for prompt in session.pending_prompts if (prompt.obj_id, prompt.frame_idx) != (obj_id, frame_idx)
-    ]
+    session.clear_prompts(obj_id, frame_idx)
     objects = list(session.objects.values())
     if not any(other.has_prompt(frame_idx) for other in objects):
         _downgrade_frame(session, objects, frame_idx)
@@ -410,11 +388,6 @@ def _store_result(model, session: EdgeTamVideoInferenceSession, prediction, row:
 
 def _stored_memory(session: EdgeTamVideoInferenceSession, memory_tokens: torch.Tensor) -> torch.Tensor:
     return memory_tokens.to(session.memory_dtype).to(session.inference_state_device)
-
-
-def _keep_memory_position(session: EdgeTamVideoInferenceSession, memory_position: torch.Tensor) -> None:
-    if session.memory_position is None:
-        session.memory_position = memory_position[0:1].clone()
 
 
 def _consolidated_frames(session: EdgeTamVideoInferenceSession, is_conditioning: bool) -> set[int]:

@@ -9,8 +9,14 @@ per-object ones stacked, so nothing is lost), which lets objects join after trac
 import itertools
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
+
+from .types import FrameFeatures
+
+if TYPE_CHECKING:
+    from ..modeling_video import EdgeTamVideoModel
 
 # The original's `NO_OBJ_SCORE`: mask logits of an object judged absent, and of placeholders.
 NO_OBJECT_SCORE = -1024.0
@@ -159,7 +165,7 @@ class EdgeTamVideoInferenceSession:
         self.tracking_started = False
         # The position encoding of a memory is the same for every frame and object: kept once.
         self.memory_position: torch.Tensor | None = None  # (1, 512, mem_dim)
-        self._feature_cache: OrderedDict[int, object] = OrderedDict()
+        self._feature_cache: OrderedDict[int, FrameFeatures] = OrderedDict()
 
     # ------------------------------------------------------------------ frames
 
@@ -206,7 +212,7 @@ class EdgeTamVideoInferenceSession:
             )
         raise ValueError(f"{name}={frame_idx} is outside the video: it has {self.num_frames} frames (0 to {self.num_frames - 1})")
 
-    def frame_features(self, model, frame_idx: int):
+    def frame_features(self, model: "EdgeTamVideoModel", frame_idx: int) -> FrameFeatures:
         """The frame's `FrameFeatures` (batch 1) on the inference device, computed once and cached
         for the `max_vision_features_cache_size` most recently used frames."""
         features = self._feature_cache.get(frame_idx)
@@ -243,6 +249,44 @@ class EdgeTamVideoInferenceSession:
         if obj_id not in self.objects:
             self.objects[obj_id] = TrackedObject(obj_id)
         return self.objects[obj_id]
+
+    # ------------------------------------------------------------------ prompts
+
+    def add_point_prompt(self, obj_id: int, frame_idx: int, prompt: PointPrompt) -> None:
+        """Queues an object's clicks on a frame for the model's next call; they replace its mask prompt there."""
+        tracked = self.get_or_add_object(obj_id)
+        tracked.point_prompts[frame_idx] = prompt
+        tracked.mask_prompts.pop(frame_idx, None)
+        self.pending_prompts.append(PendingPrompt(obj_id, frame_idx, points=prompt))
+
+    def add_mask_prompt(self, obj_id: int, frame_idx: int, mask: torch.Tensor) -> None:
+        """Queues an object's (1, 1, 1024, 1024) binary mask on a frame; it replaces its clicks there."""
+        tracked = self.get_or_add_object(obj_id)
+        tracked.mask_prompts[frame_idx] = mask
+        tracked.point_prompts.pop(frame_idx, None)
+        self.pending_prompts.append(PendingPrompt(obj_id, frame_idx, mask=mask))
+
+    def take_runnable_prompts(self) -> list[PendingPrompt]:
+        """Removes and returns the queued prompts whose frame has arrived, in the order given."""
+        runnable = [prompt for prompt in self.pending_prompts if prompt.frame_idx < self.num_frames]
+        self.pending_prompts = [prompt for prompt in self.pending_prompts if prompt.frame_idx >= self.num_frames]
+        return runnable
+
+    def clear_prompts(self, obj_id: int, frame_idx: int) -> None:
+        """Forgets an object's prompts on a frame, queued or already run (not the results they made)."""
+        tracked = self.get_object(obj_id)
+        tracked.point_prompts.pop(frame_idx, None)
+        tracked.mask_prompts.pop(frame_idx, None)
+        tracked.prompt_results.conditioning.pop(frame_idx, None)
+        tracked.prompt_results.tracked.pop(frame_idx, None)
+        self.pending_prompts = [
+            prompt for prompt in self.pending_prompts if (prompt.obj_id, prompt.frame_idx) != (obj_id, frame_idx)
+        ]
+
+    def keep_memory_position(self, memory_position: torch.Tensor) -> None:
+        """Keeps the first memory's (1, 512, mem_dim) position encoding: every memory has the same."""
+        if self.memory_position is None:
+            self.memory_position = memory_position[0:1].clone()
 
     def remove_object_state(self, obj_id: int) -> None:
         del self.objects[obj_id]

@@ -1,0 +1,110 @@
+"""The tracking step as a function of tensors: fixed slot counts with validity masks, a shared
+frame, bfloat16 weights."""
+
+import pytest
+import torch
+
+from _video_tiny import model, object_centre, processor, single_thread, tiny_model, video_frames  # noqa: F401
+from edgetam_hf.video.memory_bank import gather_memory_slots, memory_plan
+from edgetam_hf.video.step import track_step
+from edgetam_hf.video.types import MemorySlots
+
+NUM_OBJECTS = 2
+
+
+def _tracked_session(model, processor, num_frames_tracked=3):
+    session = processor.init_video_session(video_frames())
+    obj_ids = list(range(1, NUM_OBJECTS + 1))
+    processor.add_inputs_to_inference_session(
+        session, 0, obj_ids, input_points=[[[object_centre(obj, 0)] for obj in obj_ids]], input_labels=[[[1]] * NUM_OBJECTS]
+    )
+    model(session, frame_idx=0)
+    for _, _ in zip(range(num_frames_tracked), model.propagate_in_video_iterator(session)):
+        pass
+    return session
+
+
+def _step_inputs(model, session, frame_idx):
+    objects = list(session.objects.values())
+    plan = memory_plan(model.config, objects[0].results, frame_idx, False, session.num_frames)
+    return session.frame_features(model, frame_idx), gather_memory_slots(session, objects, plan)
+
+
+def _padded(slots: MemorySlots, extra_memories: int, extra_pointers: int) -> MemorySlots:
+    """The same memories with empty slots mixed in: random contents, marked invalid."""
+    generator = torch.Generator().manual_seed(0)
+    batch_size, num_memories, tokens, dim = slots.memory_tokens.shape
+    num_pointers, hidden = slots.object_pointers.shape[1:]
+    junk_memories = torch.randn(batch_size, extra_memories, tokens, dim, generator=generator).to(slots.memory_tokens.dtype)
+    junk_pointers = torch.randn(batch_size, extra_pointers, hidden, generator=generator)
+    # Empty slots first for memories, last for pointers: the position of a slot must not matter.
+    return MemorySlots(
+        memory_tokens=torch.cat((junk_memories, slots.memory_tokens), dim=1),
+        memory_temporal_slot=torch.cat((torch.full((extra_memories,), 3), slots.memory_temporal_slot)),
+        memory_valid=torch.cat(
+            (torch.zeros(batch_size, extra_memories, dtype=torch.bool), torch.ones(batch_size, num_memories, dtype=torch.bool)),
+            dim=1,
+        ),
+        object_pointers=torch.cat((slots.object_pointers, junk_pointers.to(slots.object_pointers.dtype)), dim=1),
+        pointer_temporal_distance=torch.cat((slots.pointer_temporal_distance, torch.arange(extra_pointers) + 5)),
+        pointer_valid=torch.cat(
+            (torch.ones(batch_size, num_pointers, dtype=torch.bool), torch.zeros(batch_size, extra_pointers, dtype=torch.bool)),
+            dim=1,
+        ),
+    )
+
+
+def _close(actual, expected, relative=1e-5):
+    """Two computation paths agree within float rounding relative to the magnitude compared."""
+    tolerance = relative * max(expected.abs().max().item(), 1.0)
+    assert (actual.float() - expected.float()).abs().max().item() <= tolerance
+
+
+@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
+def test_empty_slots_marked_invalid_change_nothing(model, processor, implementation):
+    session = _tracked_session(model, processor)
+    features, slots = _step_inputs(model, session, 3)
+    model.set_attn_implementation(implementation)
+    try:
+        exact = track_step(model, features, slots, session.memory_position, session.num_frames, True)
+        padded = track_step(model, features, _padded(slots, 2, 3), session.memory_position, session.num_frames, True)
+    finally:
+        model.set_attn_implementation("sdpa")
+    for name in ("mask_logits", "object_pointer", "object_score_logits", "memory_tokens"):
+        _close(getattr(padded, name), getattr(exact, name))
+
+
+def test_a_shared_frame_equals_the_frame_given_per_object(model, processor):
+    session = _tracked_session(model, processor)
+    features, slots = _step_inputs(model, session, 3)
+    shared = track_step(model, features, slots, session.memory_position, session.num_frames, True)
+    per_object = track_step(model, features.expand(NUM_OBJECTS), slots, session.memory_position, session.num_frames, True)
+    for name in ("mask_logits", "object_pointer", "memory_tokens"):
+        _close(getattr(shared, name), getattr(per_object, name))
+
+
+def test_outputs_have_the_documented_shapes_and_dtypes(model, processor):
+    session = _tracked_session(model, processor)
+    features, slots = _step_inputs(model, session, 3)
+    output = track_step(model, features, slots, session.memory_position, session.num_frames, True)
+    low_res = model.prompt_encoder.mask_input_size
+    assert output.mask_logits.shape == (NUM_OBJECTS, 1, *low_res) and output.mask_logits.dtype == torch.float32
+    assert output.object_score_logits.shape == (NUM_OBJECTS, 1) and output.object_score_logits.dtype == torch.float32
+    assert output.object_pointer.shape == (NUM_OBJECTS, model.config.vision_config.fpn_hidden_size)
+    assert output.memory_tokens.shape == output.memory_position.shape == (NUM_OBJECTS, *session.memory_position.shape[1:])
+
+
+def test_a_bfloat16_model_tracks_close_to_float32(processor):
+    # transformers users cast the model and make the session in bfloat16.
+    outputs = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        cast_model = tiny_model().to(dtype)
+        session = processor.init_video_session(video_frames(), dtype=dtype)
+        processor.add_inputs_to_inference_session(session, 0, 1, input_points=[[[object_centre(1, 0)]]], input_labels=[[[1]]])
+        cast_model(session, frame_idx=0)
+        outputs[dtype] = torch.cat([output.pred_masks for output in cast_model.propagate_in_video_iterator(session)])
+    assert outputs[torch.bfloat16].dtype == torch.float32 and torch.isfinite(outputs[torch.bfloat16]).all()
+    masks_fp32, masks_bf16 = outputs[torch.float32] > 0, outputs[torch.bfloat16] > 0
+    iou = (masks_fp32 & masks_bf16).sum() / (masks_fp32 | masks_bf16).sum()
+    # bfloat16 keeps 8 bits of mantissa: masks agree but for pixels near the threshold.
+    assert iou > 0.9
