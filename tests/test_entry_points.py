@@ -83,6 +83,12 @@ def test_pipeline_after_import(default_folder):
 
 _FRESH_PROCESS = """
 import sys
+class NotInstalled:  # answers for edgetam_hf as Python does for a package that is not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "edgetam_hf":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+if sys.argv[4] == "without-edgetam_hf":  # the test environment has it installed
+    sys.meta_path.insert(0, NotInstalled())
 sys.path.insert(0, sys.argv[3])
 import _torchvision_shim; _torchvision_shim.install()
 import transformers
@@ -106,7 +112,7 @@ _EXPECTED_IN_FRESH_PROCESS = {
 }
 
 
-def _start(folder: Path, entry: str, tmp_path: Path, python_path: str) -> subprocess.Popen:
+def _start(folder: Path, entry: str, tmp_path: Path, python_path: str, package: str = "with-edgetam_hf") -> subprocess.Popen:
     environment = dict(
         os.environ,
         PYTHONPATH=python_path,
@@ -115,7 +121,7 @@ def _start(folder: Path, entry: str, tmp_path: Path, python_path: str) -> subpro
         OMP_NUM_THREADS="1",
     )
     return subprocess.Popen(
-        [sys.executable, "-c", _FRESH_PROCESS, str(folder), entry, str(TESTS)],
+        [sys.executable, "-c", _FRESH_PROCESS, str(folder), entry, str(TESTS), package],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
     )
 
@@ -132,7 +138,7 @@ def test_every_entry_point_with_trust_remote_code_in_a_fresh_process(default_fol
 
 
 def test_without_the_package_installed_transformers_names_it(default_folder, tmp_path):
-    process = _start(default_folder, "AutoModel", tmp_path, "")  # edgetam_hf not importable
+    process = _start(default_folder, "AutoModel", tmp_path, "", package="without-edgetam_hf")
     _, stderr = process.communicate(timeout=600)
     assert process.returncode != 0
     assert "edgetam_hf" in stderr and "pip install" in stderr
