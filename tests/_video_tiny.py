@@ -2,6 +2,7 @@
 video tests that need no reference (sessions, propagation, bad input)."""
 
 import functools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,6 +85,14 @@ def model() -> EdgeTamVideoModel:
 @pytest.fixture(scope="module")
 def processor() -> EdgeTamVideoProcessor:
     return tiny_processor()
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory) -> Path:
+    """The tiny video model saved as a folder: it loads as the image and as the video model."""
+    folder = tmp_path_factory.mktemp("tiny_model")
+    tiny_model().save_pretrained(folder)
+    return folder
 
 
 @functools.cache

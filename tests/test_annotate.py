@@ -14,8 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from _video_tiny import tiny_model
-from _video_tiny import single_thread  # noqa: F401  (an autouse fixture)
+from _video_tiny import model_folder, single_thread  # noqa: F401  (fixtures; single_thread is autouse)
 from edgetam_hf.cli import annotate as annotate_module
 from edgetam_hf.cli import main
 from edgetam_hf.cli.annotate_driver import split_by_frames
@@ -25,13 +24,6 @@ from edgetam_hf.evaluation import read_label_png, region_similarity, render_samp
 TESTS_DIR = Path(__file__).parent
 FRAME_COUNTS = (5, 3, 4)  # shapes-1 has object 3 from frame 2 on
 MAX_DIFFERING_PIXELS = 1e-4  # of all pixels, between runs that differ only in float noise
-
-
-@pytest.fixture(scope="module")
-def model_folder(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny_model")
-    tiny_model().save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -13,21 +13,13 @@ import torch
 from PIL import Image
 
 from _video_tiny import NUM_FRAMES, VIDEO_HEIGHT, VIDEO_WIDTH, object_centre, tiny_model, tiny_processor, video_frames
-from _video_tiny import single_thread  # noqa: F401  (an autouse fixture)
+from _video_tiny import model_folder, single_thread  # noqa: F401  (fixtures; single_thread is autouse)
 from edgetam_hf.cli import main
 from edgetam_hf.cli import models as cli_models
 from edgetam_hf.cli.media import davis_palette, has_av
 
 TESTS_DIR = Path(__file__).parent
 BOX_OF_OBJECT_2 = [76, 22, 104, 48]  # around ellipse 2 on frame 0
-
-
-@pytest.fixture(scope="module")
-def model_folder(tmp_path_factory) -> Path:
-    """The tiny video model saved as a folder: it loads as the image and as the video model."""
-    folder = tmp_path_factory.mktemp("tiny_model")
-    tiny_model().save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
