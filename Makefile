@@ -31,9 +31,10 @@ demo: $(DEMO_ENV)/.ready
 test: $(TEST_ENV)/.ready
 	$(TEST_ENV)/bin/python -m pytest -q
 
-# The default tier (no fixtures) again on the kernels of an older CPU than this one (CI runs it).
+# The default tier (no fixtures) again on the kernels of an older CPU than this one, without the
+# slow tests that compare no two computation paths (CI runs it).
 test-older-kernels: $(TEST_ENV)/.ready
-	EDGETAM_FIXTURES= .ci/older-kernels $(TEST_ENV)/bin/python -m pytest -q
+	EDGETAM_FIXTURES= .ci/older-kernels $(TEST_ENV)/bin/python -m pytest -q -m "not slow"
 
 clean:
 	rm -rf $(DEMO_ENV) $(TEST_ENV) out

@@ -26,6 +26,8 @@ from edgetam_hf import cli
 from edgetam_hf.conversion import save_model_folder
 from _video_tiny import single_thread, tiny_model  # noqa: F401  (single_thread: an autouse fixture)
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # A block this comment precedes is not run; the comment says why.

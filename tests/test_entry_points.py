@@ -126,6 +126,7 @@ def _start(folder: Path, entry: str, tmp_path: Path, python_path: str, package: 
     )
 
 
+@pytest.mark.slow
 def test_every_entry_point_with_trust_remote_code_in_a_fresh_process(default_folder, tmp_path):
     """One process per entry point (they run side by side), none importing edgetam_hf itself:
     transformers imports the folder's edgetam_hf_classes.py, which imports the installed package."""
@@ -137,6 +138,7 @@ def test_every_entry_point_with_trust_remote_code_in_a_fresh_process(default_fol
         assert module.startswith("edgetam_hf.") and name == _EXPECTED_IN_FRESH_PROCESS[entry], (entry, module, name)
 
 
+@pytest.mark.slow
 def test_without_the_package_installed_transformers_names_it(default_folder, tmp_path):
     process = _start(default_folder, "AutoModel", tmp_path, "", package="without-edgetam_hf")
     _, stderr = process.communicate(timeout=600)
