@@ -12,8 +12,8 @@ summed from terms of size 50 carries the error of size 50.
 So a comparison allows `absolute + relative * max |reference|`:
 - `RELATIVE_TO_LARGEST = 3e-5`: over the whole network, Meta's code on an AVX2 CPU differs from
   its stored run on an AVX-512 one by up to 5.4e-6 of the largest logit (3.5e-4 on logits of 65,
-  see the fixture README), and this package on plain C++ kernels (`.ci/older-kernels`, whose
-  sequential sums round worse than SIMD kernels' blocked ones) by up to 1.5e-5 (9.7e-4). 3e-5
+  see the fixture README), and this package on plain C++ / SSE4.1 kernels (ATEN_CPU_CAPABILITY=
+  default, ONEDNN_MAX_CPU_ISA=SSE41) by up to 1.5e-5 (9.7e-4). 3e-5
   covers both with a margin and is still ~1,000 times below what a wrong weight or branch changes.
 - `absolute`: a floor for tensors that are small everywhere. End-to-end logits and scores use
   `LOGIT_ABSOLUTE = 1e-4`; a single layer's output uses `LAYER_ABSOLUTE = 1e-6`.
