@@ -273,11 +273,11 @@ class EdgeTamVideoInferenceSession:
             )
 
     def forget_frames_behind(self, frame_idx: int, reverse: bool, window: int) -> None:
-        """After tracking `frame_idx`, forgets in a bounded session the tracked frames that no later
-        frame reads: those `window` or more frames behind it in the direction of tracking, except the
-        conditioning frames and the frames within `window` of one (tracking the other way from a
-        conditioning frame reads those). A streaming session also drops their pixels; a lazy video
-        reads them again if needed."""
+        """After tracking `frame_idx`, forgets in a bounded session the tracked frames that neither
+        the next frame nor a correction of this one reads: those more than `window` frames behind
+        it in the direction of tracking, except the conditioning frames and the frames within
+        `window` of one (tracking the other way from a conditioning frame reads those). A streaming
+        session also drops their pixels; a lazy video reads them again if needed."""
         if not self.bounded:
             return
         conditioning = set(self.consolidated_conditioning_frames)
@@ -286,8 +286,8 @@ class EdgeTamVideoInferenceSession:
         step = 1 if reverse else -1
 
         def forgettable(t: int) -> bool:
-            behind = (t - frame_idx) * step >= window
-            return behind and all(abs(t - c) >= window for c in conditioning) and not self._has_pending_prompt(t)
+            behind = (t - frame_idx) * step > window
+            return behind and all(abs(t - c) > window for c in conditioning) and not self._has_pending_prompt(t)
 
         stale = {t for tracked in self.objects.values() for t in tracked.results.tracked if forgettable(t)}
         stale.update(t for tracked in self.objects.values() for t in tracked.tracked_frames if forgettable(t))
