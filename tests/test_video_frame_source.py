@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from _tolerance import assert_same_logits
-from _video_tiny import VIDEO_HEIGHT, VIDEO_WIDTH, object_centre, video_frames
+from _video_tiny import VIDEO_HEIGHT, VIDEO_WIDTH, decode_mp4, object_centre, video_frames, write_mp4
 from _video_tiny import model, processor, single_thread  # noqa: F401  (fixtures)
 from edgetam_hf.cli.media import has_av
 from edgetam_hf.video.frame_source import open_frames
@@ -21,27 +21,6 @@ def _clip() -> list[np.ndarray]:
     frames = video_frames()
     cycle = list(range(len(frames))) + list(range(len(frames) - 2, 0, -1))
     return [frames[cycle[t % len(cycle)]] for t in range(NUM_CLIP_FRAMES)]
-
-
-def write_mp4(path, frames, key_frame_interval: int = 4) -> None:
-    import av
-
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        stream.codec_context.gop_size = key_frame_interval
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
-def _decode_all(path) -> list[np.ndarray]:
-    import av
-
-    with av.open(str(path)) as container:
-        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
 
 
 def _track_both_ways(model, processor, session, prompted: int) -> list:
@@ -75,7 +54,7 @@ def test_a_frame_folder_is_read_lazily_and_tracks_as_the_whole_video(model, proc
 def test_an_mp4_is_decoded_lazily_with_seeks_and_tracks_as_the_whole_video(model, processor, tmp_path):
     path = tmp_path / "clip.mp4"
     write_mp4(path, _clip())
-    decoded = _decode_all(path)
+    decoded = decode_mp4(path)
     reader = open_frames(path)
     # out of order: seeks back to key frames, and decodes on
     for index in (9, 2, 3, 11, 0, 5, 4):

@@ -23,7 +23,7 @@ from transformers.image_processing_utils import BatchFeature
 
 from .image_processing import IMAGENET_MEAN, IMAGENET_STD, as_size_list
 from .processing import EdgeTamProcessor
-from .video.frame_source import FolderFrames, LazyFrames, open_frames
+from .video.frame_source import FolderFrames, FrameReader, LazyFrames, open_frames
 from .video.session import EdgeTamVideoInferenceSession, PointPrompt
 
 logger = logging.getLogger(__name__)
@@ -91,8 +91,8 @@ class EdgeTamVideoProcessor(EdgeTamProcessor):
         """Starts a session on a whole video, or an empty one to stream frames into.
 
         Args:
-            video: a folder of frames or a video file (PyAV), read and preprocessed frame by frame
-                when needed; frames as `preprocess_frames` takes them, preprocessed now; None for
+            video: a folder of frames, a video file (PyAV) or a `FrameReader`, read and
+                preprocessed frame by frame when needed; frames as `preprocess_frames` takes them, preprocessed now; None for
                 streaming (`model(session, frame=...)`).
             inference_device: where the model runs.
             inference_state_device: where results and memories are kept (default: inference_device).
@@ -108,8 +108,8 @@ class EdgeTamVideoProcessor(EdgeTamProcessor):
             frame_cache_size: how many preprocessed frames of a folder or file are kept.
         """
         pixel_values, height, width = None, None, None
-        if isinstance(video, (str, Path)):
-            reader = open_frames(video)
+        if isinstance(video, (str, Path, FrameReader)):
+            reader = video if isinstance(video, FrameReader) else open_frames(video)
             pixel_values = LazyFrames(reader, self.preprocess_frame, frame_cache_size)
             width, height = reader.size
         elif video is not None:

@@ -79,6 +79,10 @@ class FrameReader:
             )
         return image
 
+    def opened_again(self) -> "FrameReader":
+        """A reader of the same frames with a place of its own (a file's decoder keeps one)."""
+        return self
+
     def close(self) -> None:
         pass
 
@@ -163,6 +167,9 @@ class VideoFileFrames(FrameReader):
         if pts is None:  # a frame without a timestamp follows the previous one
             return self._next_index
         return bisect.bisect_left(self._timestamps, pts)
+
+    def opened_again(self) -> "VideoFileFrames":
+        return VideoFileFrames(self.file, self.argument)
 
     def close(self) -> None:
         self._container.close()
