@@ -24,7 +24,8 @@ from transformers.image_processing_utils import BatchFeature
 from .image_processing import IMAGENET_MEAN, IMAGENET_STD, as_size_list
 from .processing import EdgeTamProcessor
 from .video.frame_source import FolderFrames, FrameReader, LazyFrames, open_frames
-from .video.session import EdgeTamVideoInferenceSession, PointPrompt
+from .video.records import PointPrompt
+from .video.session import EdgeTamVideoInferenceSession
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,8 @@ from typing import NamedTuple
 
 import torch
 
-from .session import EdgeTamVideoInferenceSession, FrameResult, FrameResults, TrackedObject
+from .records import FrameResult, FrameResults, TrackedObject
+from .session import EdgeTamVideoInferenceSession
 from .types import MemorySlots
 
 

@@ -24,14 +24,8 @@ import torch.nn.functional as F
 from ..outputs import EdgeTamVideoSegmentationOutput
 from .hole_filling import fill_holes
 from .memory_bank import MemoryPlan, frames_read, gather_memory_slots, memory_plan, memory_window, stored_result
-from .session import (
-    NO_OBJECT_SCORE,
-    PLACEHOLDER_OBJECT_SCORE,
-    EdgeTamVideoInferenceSession,
-    FrameResult,
-    PendingPrompt,
-    TrackedObject,
-)
+from .records import NO_OBJECT_SCORE, PLACEHOLDER_OBJECT_SCORE, FrameResult, PendingPrompt, TrackedObject
+from .session import EdgeTamVideoInferenceSession
 from .step import memory_context, track_step
 
 # The previous logits fed back with a correction are clamped to this range "to avoid rare
