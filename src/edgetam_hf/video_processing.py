@@ -92,16 +92,17 @@ class EdgeTamVideoProcessor(EdgeTamProcessor):
         """Starts a session on a whole video, or an empty one to stream frames into.
 
         Args:
-            video: a folder of frames, a video file (PyAV) or a `FrameReader`, read and
-                preprocessed frame by frame when needed; frames as `preprocess_frames` takes them, preprocessed now; None for
-                streaming (`model(session, frame=...)`).
+            video: a folder of frames, a video file (PyAV) or a `FrameReader`: read and
+                preprocessed frame by frame when needed; frames as `preprocess_frames` takes them:
+                preprocessed now; None: frames are streamed in (`model(session, frame=...)`).
             inference_device: where the model runs.
             inference_state_device: where results and memories are kept (default: inference_device).
             processing_device: accepted for transformers' signature; frames are always decoded and
                 resized with PIL on the CPU, as the original does.
             video_storage_device: where the preprocessed frames are kept (default: inference_device).
             max_vision_features_cache_size: how many frames' image features the session keeps.
-            dtype: dtype of the stored frames.
+            dtype: dtype of the frames stored up front or streamed in (frames read on demand are
+                cached in float32).
             memory_dtype: dtype of the stored memories: torch.bfloat16 as the original, or
                 torch.float32.
             bounded: keep only what later frames read (flat memory on long videos); default True

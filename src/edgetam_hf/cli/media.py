@@ -16,9 +16,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ..video.frame_source import DEFAULT_FPS, FRAME_EXTENSIONS, FolderFrames, FrameReader, import_av, open_frames
-
-__all__ = ["DEFAULT_FPS", "FRAME_EXTENSIONS", "Video", "read_image", "read_video", "open_frames"]
+# FRAME_EXTENSIONS and open_frames are the command line's too (annotate, track).
+from ..video.frame_source import DEFAULT_FPS, FRAME_EXTENSIONS, FolderFrames, FrameReader, import_av, open_frames  # noqa: F401
 
 
 class Video(FrameReader):
