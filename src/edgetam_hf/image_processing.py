@@ -333,6 +333,8 @@ def _as_image_list(images) -> list:
             raise ValueError("images is an empty list; expected at least one image")
         return list(images)
     if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4:
+        if len(images) == 0:
+            raise ValueError(f"images is an empty batch of shape {tuple(images.shape)}; expected at least one image")
         return list(images)
     return [images]
 
@@ -437,15 +439,23 @@ def as_size_list(original_sizes, name: str) -> list[tuple[int, int]]:
     """(batch, 2) sizes as tensor / array / nested list -> [(height, width), ...], validated."""
     if isinstance(original_sizes, (torch.Tensor, np.ndarray)):
         original_sizes = original_sizes.tolist()
+    if not isinstance(original_sizes, (list, tuple)) or not original_sizes:
+        raise ValueError(f"{name} must be (batch, 2): (height, width) per image; got {original_sizes!r}")
     sizes = []
     for index, size in enumerate(original_sizes):
         if not isinstance(size, (list, tuple)) or len(size) != 2:
             raise ValueError(f"{name}[{index}] must be (height, width); got {size!r}")
-        height, width = size
-        if int(height) != height or int(width) != width or height <= 0 or width <= 0:
+        if not all(_is_image_side(side) for side in size):
             raise ValueError(f"{name}[{index}] must hold two positive integers (height, width); got {size!r}")
-        sizes.append((int(height), int(width)))
+        sizes.append((int(size[0]), int(size[1])))
     return sizes
+
+
+def _is_image_side(value) -> bool:
+    """A whole number of pixels, positive and within int32 (tensors of sizes are int64)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    return math.isfinite(value) and value == int(value) and 0 < value < 2**31
 
 
 def convert_tensors(data: dict, return_tensors: str | None) -> dict:

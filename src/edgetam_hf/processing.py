@@ -181,8 +181,8 @@ class EdgeTamProcessor(WritesItsOwnAutoMap, ProcessorMixin):
                 raise ValueError(f"input_points{path} holds a non-finite coordinate: {point}")
             if not self._is_padding(point, label) and not (0 <= point[0] <= width and 0 <= point[1] <= height):
                 raise ValueError(
-                    f"input_points{path} = {point} lies outside the image: x must be in [0, {width}] "
-                    f"and y in [0, {height}] (original-image pixels)"
+                    f"input_points{path} = {point} lies outside the image (original_sizes {height, width}): x must "
+                    f"be in [0, {width}] and y in [0, {height}] (original-image pixels)"
                 )
 
     def _check_every_object_prompted(self, points, labels, boxes) -> None:
@@ -316,7 +316,9 @@ def _check_nesting(value, name: str, layout: str, list_levels: int, leaf_size: i
 
 def _check_image_count(prompts: list, name: str, num_images: int) -> None:
     if len(prompts) != num_images:
-        raise ValueError(f"{name} holds prompts for {len(prompts)} images but there are {num_images} images")
+        raise ValueError(
+            f"{name} holds prompts for {len(prompts)} images but there are {num_images} images (images / original_sizes)"
+        )
 
 
 def _check_labels_match_points(labels, points) -> None:
@@ -348,7 +350,10 @@ def _check_boxes(boxes, sizes) -> None:
             if x1 < x0 or y1 < y0:
                 raise ValueError(f"{path} must be x0, y0, x1, y1 with x1 >= x0 and y1 >= y0")
             if min(x0, y0) < 0 or x1 > width or y1 > height:
-                raise ValueError(f"{path} lies outside the image: x in [0, {width}], y in [0, {height}] expected")
+                raise ValueError(
+                    f"{path} lies outside the image (original_sizes {height, width}): x in [0, {width}], "
+                    f"y in [0, {height}] expected"
+                )
 
 
 def _iter_indexed_points(points, labels):
