@@ -17,7 +17,7 @@ from huggingface_hub import HfApi, ModelCard
 from safetensors import safe_open
 
 from edgetam_hf import EdgeTamModel, EdgeTamProcessor, EdgeTamVideoConfig
-from edgetam_hf import conversion
+from edgetam_hf.conversion import convert as convert_module
 from edgetam_hf.cli import main
 from edgetam_hf.conversion import Check, HubPushError, VerificationError, VerificationReport, convert_checkpoint, push_to_hub
 from edgetam_hf.modeling_video import EdgeTamVideoModel
@@ -254,7 +254,7 @@ def test_a_file_without_the_model_entry_is_refused(tmp_path):
 
 def test_failed_verification_writes_nothing(checkpoint_path, tmp_path, monkeypatch):
     failing = VerificationReport("a prompt", [0.5, 0.5, 0.5], 1.0, [Check("folder vs mapped weights", 0.25, 1e-4)])
-    monkeypatch.setattr(conversion, "verify_folder", lambda *args: failing)
+    monkeypatch.setattr(convert_module, "verify_folder", lambda *args: failing)
     with pytest.raises(VerificationError, match="folder vs mapped weights: FAILED"):
         convert_checkpoint(checkpoint_path, tmp_path / "out", model="image", verify=True)
     assert _entries(tmp_path) == []
@@ -358,7 +358,7 @@ def recorded_verification(monkeypatch):
         verified.update(_folder_digest(Path(folder)))
         return VerificationReport("a prompt", [0.5, 0.5, 0.5], 1.0, [Check("folder vs mapped weights", 0.0, 1e-4)])
 
-    monkeypatch.setattr(conversion, "verify_folder", verify)
+    monkeypatch.setattr(convert_module, "verify_folder", verify)
     return verified
 
 

@@ -21,23 +21,16 @@ from PIL import Image
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.processing_utils import ImagesKwargs
 
-from .mask_generation import (
-    check_room_for_upsampled_masks,
-    crops_and_point_prompts,
-    filter_mask_batch,
-    remove_duplicate_masks,
-    rle_to_mask,
-    rle_with_list_counts,
-)
+from .conventions import MASK_LOGITS_CLAMP
+from .host_memory import check_room_for_upsampled_masks
+from .mask_generation import crops_and_point_prompts, filter_mask_batch, remove_duplicate_masks
+from .masks_and_boxes import rle_to_mask, rle_with_list_counts
 from .remote_code import WritesItsOwnAutoMap, image_processor_class_path
 
 logger = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# SAM2ImagePredictor clamps the low-resolution logits it returns (and that callers feed back as
-# a mask prompt) to this range; the image-resolution masks are upsampled from unclamped logits.
-MASK_LOGITS_CLAMP = 32.0
 _SUPPORTED_CHANNELS = (1, 3, 4)
 # transformers' Sam2/EdgeTam preprocessor_config.json switches. The original's pipeline is fixed,
 # so a config is accepted only when it asks for exactly that pipeline.

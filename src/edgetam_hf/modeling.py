@@ -53,6 +53,11 @@ class EdgeTamPreTrainedModel(WritesItsOwnAutoMap, PreTrainedModel):
             if name.endswith(".safetensors") or name.endswith(".safetensors.index.json"):
                 os.chmod(os.path.join(save_directory, name), config_mode)
 
+    def get_image_positional_embeddings(self) -> torch.Tensor:
+        """The encoding of the image-embedding grid: (1, hidden_size, 64, 64); both models hold
+        `shared_image_embedding` and `prompt_encoder`."""
+        return self.shared_image_embedding.grid(*self.prompt_encoder.image_embedding_size)[None]
+
     def set_attn_implementation(self, attn_implementation):
         super().set_attn_implementation(attn_implementation)
         self._propagate_attn_implementation()
@@ -118,10 +123,6 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         self.post_init()
         with torch.no_grad():
             self.shared_image_embedding.positional_embedding.copy_(self.prompt_encoder.shared_embedding.positional_embedding)
-
-    def get_image_positional_embeddings(self) -> torch.Tensor:
-        """The encoding of the image-embedding grid: (1, hidden_size, 64, 64)."""
-        return self.shared_image_embedding.grid(*self.prompt_encoder.image_embedding_size)[None]
 
     @torch.no_grad()
     def get_image_embeddings(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:

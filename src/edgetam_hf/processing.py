@@ -23,12 +23,10 @@ import torch
 from transformers.image_processing_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
+from .conventions import LABEL_PADDING, PROMPT_LABELS
 from .image_processing import EdgeTamImageProcessor, as_size_list, convert_tensors, resize_like_original
 from .remote_code import WritesItsOwnAutoMap, processor_auto_map, write_classes_file
 
-PADDING_LABEL = -1
-# 1 / 0: positive / negative click; 2 / 3: top-left / bottom-right box corner (the original's labels)
-_PROMPT_LABELS = (0, 1, 2, 3)
 _POINTS_FORMAT = "[image][object][point][x, y]"
 _LABELS_FORMAT = "[image][object][point]"
 _BOXES_FORMAT = "[image][box][x0, y0, x1, y1]"
@@ -165,10 +163,10 @@ class EdgeTamProcessor(WritesItsOwnAutoMap, ProcessorMixin):
         return encoded
 
     def _is_padding(self, point, label) -> bool:
-        return label in (PADDING_LABEL, self.point_pad_value) or all(v == self.point_pad_value for v in point)
+        return label in (LABEL_PADDING, self.point_pad_value) or all(v == self.point_pad_value for v in point)
 
     def _check_points(self, points, labels, sizes) -> None:
-        allowed = (*_PROMPT_LABELS, PADDING_LABEL, self.point_pad_value)
+        allowed = (*PROMPT_LABELS, LABEL_PADDING, self.point_pad_value)
         for path, point, label, (height, width) in _iter_points(points, labels, sizes):
             if isinstance(label, float) and label.is_integer():
                 label = int(label)
@@ -211,7 +209,7 @@ class EdgeTamProcessor(WritesItsOwnAutoMap, ProcessorMixin):
         num_points = max(len(obj) for image in points for obj in image)
         pad = float(self.point_pad_value)
         coords = torch.full((len(points), num_objects, num_points, 2), pad, dtype=torch.float32)
-        padded_labels = torch.full((len(points), num_objects, num_points), PADDING_LABEL, dtype=torch.int64)
+        padded_labels = torch.full((len(points), num_objects, num_points), LABEL_PADDING, dtype=torch.int64)
         is_real = torch.zeros((len(points), num_objects, num_points), dtype=torch.bool)
         for (i, j, k), point, label in _iter_indexed_points(points, labels):
             if not self._is_padding(point, label):

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 from transformers.image_processing_utils import BatchFeature
 
+from .conventions import BOX_CORNER_LABELS
 from .image_processing import IMAGENET_MEAN, IMAGENET_STD, as_size_list
 from .processing import EdgeTamProcessor
 from .video.session import EdgeTamVideoInferenceSession, PendingPrompt, PointPrompt
@@ -29,7 +30,6 @@ from .video.session import EdgeTamVideoInferenceSession, PendingPrompt, PointPro
 logger = logging.getLogger(__name__)
 
 _JPEG_EXTENSIONS = (".jpg", ".jpeg", ".JPG", ".JPEG")  # what the original's frame loader lists
-_BOX_CORNER_LABELS = (2, 3)
 
 
 class EdgeTamVideoProcessor(EdgeTamProcessor):
@@ -192,7 +192,7 @@ class EdgeTamVideoProcessor(EdgeTamProcessor):
             coordinates, labels = [], []
             if "input_boxes" in encoded:
                 coordinates.append(encoded["input_boxes"][0, index].reshape(2, 2))
-                labels.append(torch.tensor(_BOX_CORNER_LABELS, dtype=torch.int32))
+                labels.append(torch.tensor(BOX_CORNER_LABELS, dtype=torch.int32))
             if point_counts is not None and point_counts[index] > 0:
                 count = point_counts[index]
                 coordinates.append(encoded["input_points"][0, index, :count])
