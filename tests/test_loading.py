@@ -108,6 +108,7 @@ def test_a_config_transformers_cannot_express_keeps_our_vocabulary(tmp_path):
     assert _architecture(EdgeTamConfig.from_pretrained(tmp_path).to_dict()) == _architecture(config.to_dict())
 
 
+@pytest.mark.parity
 def test_transformers_reads_our_config(video_folder, image_folder):
     require_transformers_edgetam()
     import transformers
@@ -167,6 +168,7 @@ def test_configs_of_other_models_are_refused(config_dict, message, tmp_path):
 # ---------------------------------------------------------------------------- transformers <-> ours
 
 
+@pytest.mark.parity
 @torch.no_grad()
 def test_transformers_image_folder_loads_into_ours_with_equal_outputs(tmp_path):
     reference = randomised_transformers_edgetam()
@@ -204,6 +206,7 @@ def _transformers_video_model():
     return transformers.EdgeTamVideoModel(config).eval()
 
 
+@pytest.mark.parity
 @torch.no_grad()
 def test_transformers_video_folder_loads_into_ours_with_equal_outputs(tmp_path):
     reference = _transformers_video_model()
@@ -227,6 +230,7 @@ def test_transformers_video_folder_loads_into_ours_with_equal_outputs(tmp_path):
     _assert_same_tensors(image_model.state_dict(), {name: reference.state_dict()[name] for name in image_model.state_dict()})
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("kind", ["image", "video"])
 def test_our_folders_load_into_transformers_with_no_missing_or_unexpected_keys(kind, image_folder, video_folder):
     require_transformers_edgetam()

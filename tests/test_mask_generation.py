@@ -97,6 +97,7 @@ def test_auto_classes_find_our_classes_by_our_model_types():
     assert PROCESSOR_MAPPING[EdgeTamVideoConfig] is EdgeTamVideoProcessor
 
 
+@pytest.mark.parity
 def test_transformers_own_models_keep_their_classes():
     """Our classes share names with transformers' (EdgeTamConfig, EdgeTamModel); the registries
     must still map transformers' config classes and model types to transformers' classes."""
@@ -279,6 +280,7 @@ def test_crop_boxes_follow_the_original():
     assert layers == [0, 1, 1, 1, 1]
 
 
+@pytest.mark.parity
 def test_point_grid_spans_the_square_model_input_of_a_non_square_image():
     """The original scales x by 1024 / width and y by 1024 / height (SAM 2 resizes to a square);
     transformers' Sam2 helper scales both as for SAM's longest-side resize."""

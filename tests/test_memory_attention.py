@@ -31,6 +31,7 @@ def test_default_config_has_the_original_parameter_count():
     assert sum(parameter.numel() for parameter in attention.parameters()) == 2_961_408
 
 
+@pytest.mark.parity
 def test_state_dict_names_and_shapes_are_transformers():
     reference = transformers_component("memory_attention")
     ours = EdgeTamMemoryAttention(EdgeTamVideoConfig())
@@ -40,6 +41,7 @@ def test_state_dict_names_and_shapes_are_transformers():
 
 
 # Two objects only with SDPA: eager materialises a 4096x4096 score matrix per object.
+@pytest.mark.parity
 @pytest.mark.parametrize("num_objects, implementation", [(1, "sdpa"), (1, "eager"), (2, "sdpa")])
 def test_matches_transformers_builtin(num_objects, implementation):
     reference = transformers_component("memory_attention", implementation, seed=7)

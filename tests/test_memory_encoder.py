@@ -13,6 +13,7 @@ def test_default_config_has_the_original_parameter_count():
     assert sum(parameter.numel() for parameter in encoder.parameters()) == 1_384_608
 
 
+@pytest.mark.parity
 def test_state_dict_names_and_shapes_are_transformers():
     reference = transformers_component("memory_encoder")
     ours = EdgeTamMemoryEncoder(EdgeTamVideoConfig())
@@ -21,6 +22,7 @@ def test_state_dict_names_and_shapes_are_transformers():
     }
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("binarize", [False, True])
 def test_matches_transformers_builtin(binarize):
     reference = transformers_component("memory_encoder", seed=3)

@@ -171,6 +171,7 @@ def test_pixel_values_and_embeddings_are_exclusive(tiny_model):
         tiny_model(input_points=_points([[[[1.0, 1.0]]]]))
 
 
+@pytest.mark.parity
 @torch.no_grad()
 def test_transformers_checkpoint_loads_and_gives_the_same_outputs():
     """A state dict of transformers' EdgeTamModel loads into ours with no missing or unexpected key,

@@ -21,6 +21,7 @@ def test_default_config_has_the_original_parameter_count():
     assert sum(parameter.numel() for parameter in perceiver.parameters()) == 230_784
 
 
+@pytest.mark.parity
 def test_state_dict_names_and_shapes_are_transformers():
     reference = transformers_component("spatial_perceiver")
     ours = EdgeTamPerceiverResampler(EdgeTamVideoConfig())
@@ -29,6 +30,7 @@ def test_state_dict_names_and_shapes_are_transformers():
     }
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("implementation", ["sdpa", "eager"])
 def test_one_object_matches_transformers_builtin(implementation):
     # transformers' perceiver equals the original's bit for bit on CPU for one object (checked
