@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from _transformers_edgetam import randomised_transformers_edgetam, require_transformers_edgetam
+from _reference import randomised_transformers_edgetam, require_transformers_edgetam
 from edgetam_hf import EdgeTamConfig, EdgeTamModel, EdgeTamVideoConfig
 from edgetam_hf.loading import TENSOR_ALIGNMENT_BYTES
 from edgetam_hf.modeling_video import EdgeTamVideoModel

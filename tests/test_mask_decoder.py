@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from _transformers_edgetam import randomise_, randomised_transformers_edgetam
+from _reference import randomise_, randomised_transformers_edgetam
 from edgetam_hf.configuration import EdgeTamMaskDecoderConfig, EdgeTamPromptEncoderConfig
 from edgetam_hf.mask_decoder import EdgeTamMaskDecoder, select_single_mask_by_stability, stability_scores
 from edgetam_hf.prompt_encoder import EdgeTamPromptEncoder

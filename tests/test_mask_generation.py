@@ -29,7 +29,7 @@ from edgetam_hf import host_memory, mask_generation, masks_and_boxes
 from edgetam_hf.weights import load_original_state_dict, read_original_checkpoint
 from _image_tiny import TINY_IMAGE_SIZE, tiny_config, tiny_image_model
 from _tolerance import assert_same_logits
-from _transformers_edgetam import require_transformers_edgetam
+from _reference import require_transformers_edgetam
 
 # Random weights predict IoUs of ~0.3-0.55 and noisy masks: the original's filters (0.8, 0.95)
 # would keep nothing, so the tests lower them.

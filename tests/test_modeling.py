@@ -7,7 +7,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from edgetam_hf import EdgeTamConfig, EdgeTamModel, EdgeTamProcessor
 from _image_tiny import TINY_IMAGE_SIZE, tiny_image_model
-from _transformers_edgetam import randomised_transformers_edgetam
+from _reference import randomised_transformers_edgetam
 from _tolerance import assert_same_float32, assert_same_logits
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from _transformers_edgetam import randomise_, randomised_transformers_edgetam
+from _reference import randomise_, randomised_transformers_edgetam
 from edgetam_hf.configuration import EdgeTamPromptEncoderConfig
 from edgetam_hf.prompt_encoder import EdgeTamPromptEncoder
 from _tolerance import assert_same_float32

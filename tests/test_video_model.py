@@ -4,7 +4,7 @@ streamed tracking, mask prompts, corrections, memory precision, feature cache, d
 import pytest
 import torch
 
-from _video_reference import _transformers_video_model
+from _reference import _transformers_video_model
 from _video_tiny import NUM_FRAMES, VIDEO_HEIGHT, VIDEO_WIDTH, object_centre, tiny_model, video_frames
 from _video_tiny import model, processor, single_thread  # noqa: F401  (fixtures)
 from edgetam_hf.configuration import EdgeTamVideoConfig
