@@ -22,6 +22,21 @@ def require_transformers_edgetam():
         pytest.skip(f"transformers has no importable EdgeTamModel: {error}")
 
 
+def _repvit_m1_vision_config() -> dict:
+    """transformers' EdgeTam vision config with EdgeTAM's trunk: timm's repvit_m1, every stage."""
+    from transformers.models.timm_wrapper import TimmWrapperConfig
+
+    backbone = TimmWrapperConfig(
+        architecture="repvit_m1",
+        model_args={"in_chans": 3, "features_only": True, "out_indices": [0, 1, 2, 3]},
+    )
+    return {
+        "model_type": "edgetam_vision_model",
+        "backbone_config": backbone.to_dict(),
+        "backbone_channel_list": [384, 192, 96, 48],
+    }
+
+
 @functools.lru_cache(maxsize=1)
 def randomised_transformers_edgetam():
     """transformers.EdgeTamModel with the EdgeTAM config and every parameter and buffer randomised.
@@ -32,13 +47,8 @@ def randomised_transformers_edgetam():
     """
     require_transformers_edgetam()
     from transformers import EdgeTamConfig, EdgeTamModel
-    from transformers.models.timm_wrapper import TimmWrapperConfig
 
-    backbone = TimmWrapperConfig(
-        architecture="repvit_m1",
-        model_args={"in_chans": 3, "features_only": True, "out_indices": [0, 1, 2, 3]},
-    )
-    model = EdgeTamModel(EdgeTamConfig(vision_config={"backbone_config": backbone.to_dict()})).eval()
+    model = EdgeTamModel(EdgeTamConfig(vision_config=_repvit_m1_vision_config())).eval()
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for head in (model.prompt_encoder, model.mask_decoder):
@@ -87,24 +97,16 @@ def set_attn_implementation(module: torch.nn.Module, implementation: str) -> tor
 
 
 @functools.cache
-def _transformers_video_model():
-    transformers = pytest.importorskip("transformers")
+def transformers_video_model(**config_overrides):
+    """transformers' `EdgeTamVideoModel` with EdgeTAM's RepViT-M1 trunk (through timm), the rest
+    transformers' defaults unless overridden, and its seeded random init."""
+    require_transformers_edgetam()
+    import transformers
+
     if not hasattr(transformers, "EdgeTamVideoModel"):
         pytest.skip("this transformers has no EdgeTamVideoModel")
-    from transformers.models.timm_wrapper import TimmWrapperConfig
-
-    # The EdgeTAM configuration: a RepViT-M1 trunk through timm, the rest transformers' defaults.
-    backbone_config = TimmWrapperConfig(
-        architecture="repvit_m1",
-        model_args={"in_chans": 3, "features_only": True, "out_indices": [0, 1, 2, 3]},
-    )
-    config = transformers.EdgeTamVideoConfig(
-        vision_config={
-            "model_type": "edgetam_vision_model",
-            "backbone_config": backbone_config.to_dict(),
-            "backbone_channel_list": [384, 192, 96, 48],
-        }
-    )
+    config = transformers.EdgeTamVideoConfig(vision_config=_repvit_m1_vision_config(), **config_overrides)
+    torch.manual_seed(0)
     return transformers.EdgeTamVideoModel(config).eval()
 
 
@@ -112,7 +114,7 @@ def transformers_component(name: str, implementation: str = "sdpa", seed: int = 
     """transformers' `EdgeTamVideoModel.<name>` with seeded random weights and the given attention
     (its memory encoder and spatial perceiver equal Meta's original bit for bit on CPU; see the
     notes in the tests)."""
-    model = _transformers_video_model()
+    model = transformers_video_model()
     # The component's attention functions read the shared config at call time.
     model.config._attn_implementation = implementation
     # Its buffers are computed tables (rotary frequencies) that ours compute too: not weights.

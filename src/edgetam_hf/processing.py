@@ -24,7 +24,8 @@ from transformers.image_processing_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
 from .conventions import LABEL_PADDING, PROMPT_LABELS
-from .image_processing import EdgeTamImageProcessor, as_size_list, convert_tensors, resize_like_original
+from .image_inputs import as_size_list, convert_tensors, resize_like_original
+from .image_processing import EdgeTamImageProcessor
 from .remote_code import WritesItsOwnAutoMap, processor_auto_map, write_classes_file
 
 _POINTS_FORMAT = "[image][object][point][x, y]"

@@ -16,6 +16,8 @@ MODEL_CHOICES = ("image", "video", "both")
 
 @dataclass
 class ConversionResult:
+    """What `convert_checkpoint` wrote, and from what (the model card states it)."""
+
     output_dir: Path
     model: str  # one of MODEL_CHOICES
     model_classes: tuple[str, ...]  # the classes that load the folder
