@@ -24,10 +24,10 @@ from edgetam_hf import EdgeTamImageProcessor, EdgeTamProcessor
 from edgetam_hf.video_processing import EdgeTamVideoProcessor
 
 MIN_EXAMPLES_PER_RUN = 1000
-EXAMPLES = {"processor prompts": 400, "images": 150, "image model": 300, "video session": 200}
-assert sum(EXAMPLES.values()) >= MIN_EXAMPLES_PER_RUN
-EXPECTED_TO_FAIL = {"video object ids"}  # not counted above
-EXAMPLES["video object ids"] = 100
+# Examples per property; an expected failure (xfail) stops early, so it does not count.
+EXAMPLES = {"processor prompts": 400, "images": 150, "image model": 300, "video session": 200, "video object ids": 100}
+EXPECTED_TO_FAIL = {"video object ids"}
+assert sum(n for what, n in EXAMPLES.items() if what not in EXPECTED_TO_FAIL) >= MIN_EXAMPLES_PER_RUN
 
 
 def _settings(what: str):
