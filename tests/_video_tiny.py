@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from _transformers_edgetam import randomise_
+from _reference import randomise_
 from edgetam_hf.configuration import EdgeTamVideoConfig
 from edgetam_hf.modeling_video import EdgeTamVideoModel
 from edgetam_hf.video_processing import EdgeTamVideoProcessor
@@ -47,6 +47,12 @@ def tiny_video_config(**overrides) -> EdgeTamVideoConfig:
     )
     fields.update(overrides)
     return EdgeTamVideoConfig(**fields)
+
+
+def tiny_memory_config(**overrides) -> EdgeTamVideoConfig:
+    """The tiny config for the memory components on their own: mask prompts at 4x the feature
+    resolution (32x32 masks for 8x8 features) instead of the model's 16x."""
+    return tiny_video_config(mask_downsampler_total_stride=4, **overrides)
 
 
 @functools.cache

@@ -4,7 +4,7 @@ streamed tracking, mask prompts, corrections, memory precision, feature cache, d
 import pytest
 import torch
 
-from _video_reference import _transformers_video_model
+from _reference import transformers_video_model
 from _video_tiny import NUM_FRAMES, VIDEO_HEIGHT, VIDEO_WIDTH, object_centre, tiny_model, video_frames
 from _video_tiny import model, processor, single_thread  # noqa: F401  (fixtures)
 from edgetam_hf.configuration import EdgeTamVideoConfig
@@ -36,7 +36,7 @@ def test_default_config_matches_the_original_checkpoint():
 
 
 def test_state_dict_names_and_shapes_are_transformers():
-    reference = _transformers_video_model()
+    reference = transformers_video_model()
     # transformers' defaults switch on two parts EdgeTAM's checkpoint does not have
     ours = EdgeTamVideoModel(
         EdgeTamVideoConfig(enable_occlusion_spatial_embedding=True, enable_temporal_pos_encoding_for_object_pointers=True)

@@ -13,6 +13,7 @@ a box becomes two corner points placed before the clicks) and masks are resized 
 """
 
 import logging
+import numbers
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 from transformers.image_processing_utils import BatchFeature
 
+from .conventions import BOX_CORNER_LABELS
 from .image_processing import IMAGENET_MEAN, IMAGENET_STD, as_size_list
 from .processing import EdgeTamProcessor
 from .video.frame_source import FolderFrames, FrameReader, LazyFrames, open_frames
@@ -29,7 +31,6 @@ from .video.session import EdgeTamVideoInferenceSession
 
 logger = logging.getLogger(__name__)
 
-_BOX_CORNER_LABELS = (2, 3)
 
 
 class EdgeTamVideoProcessor(EdgeTamProcessor):
@@ -199,7 +200,7 @@ class EdgeTamVideoProcessor(EdgeTamProcessor):
             coordinates, labels = [], []
             if "input_boxes" in encoded:
                 coordinates.append(encoded["input_boxes"][0, index].reshape(2, 2))
-                labels.append(torch.tensor(_BOX_CORNER_LABELS, dtype=torch.int32))
+                labels.append(torch.tensor(BOX_CORNER_LABELS, dtype=torch.int32))
             if point_counts is not None and point_counts[index] > 0:
                 count = point_counts[index]
                 coordinates.append(encoded["input_points"][0, index, :count])
@@ -267,9 +268,15 @@ def _as_pil(frame, index: int) -> Image.Image:
 
 
 def _checked_obj_ids(obj_ids) -> list[int]:
-    obj_ids = [obj_ids] if isinstance(obj_ids, int) and not isinstance(obj_ids, bool) else list(obj_ids)
-    if not obj_ids or any(isinstance(i, bool) or not isinstance(i, int) for i in obj_ids):
+    # numpy integers count as ids; bools and floats do not, even when they equal an int.
+    def is_id(value) -> bool:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+    if is_id(obj_ids):
+        obj_ids = [obj_ids]
+    if not isinstance(obj_ids, (list, tuple)) or not obj_ids or not all(is_id(i) for i in obj_ids):
         raise ValueError(f"obj_ids must be an int or a non-empty list of ints, got {obj_ids!r}")
+    obj_ids = [int(i) for i in obj_ids]
     if len(set(obj_ids)) != len(obj_ids):
         raise ValueError(f"obj_ids must not repeat an id, got {obj_ids}")
     return obj_ids

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
+from ..conventions import MASK_LOGITS_CLAMP
 from ..outputs import EdgeTamVideoSegmentationOutput
 from .hole_filling import fill_holes
 from .memory_bank import MemoryPlan, frames_read, gather_memory_slots, memory_plan, memory_window, stored_result
@@ -28,9 +29,6 @@ from .records import NO_OBJECT_SCORE, PLACEHOLDER_OBJECT_SCORE, FrameResult, Pen
 from .session import EdgeTamVideoInferenceSession
 from .step import memory_context, track_step
 
-# The previous logits fed back with a correction are clamped to this range "to avoid rare
-# numerical issues" (original `add_new_points_or_box`).
-PREVIOUS_LOGITS_CLAMP = 32.0
 
 
 @torch.no_grad()
@@ -110,7 +108,7 @@ def _run_prompt(model, session: EdgeTamVideoInferenceSession, prompt: PendingPro
         previous_logits = None
         if previous is not None:
             previous_logits = previous.mask_logits.to(session.inference_device)
-            previous_logits = torch.clamp(previous_logits, -PREVIOUS_LOGITS_CLAMP, PREVIOUS_LOGITS_CLAMP)
+            previous_logits = torch.clamp(previous_logits, -MASK_LOGITS_CLAMP, MASK_LOGITS_CLAMP)
         memory = None
         if not is_conditioning:
             _check_memories_kept(model, session, frame_idx, reverse)
