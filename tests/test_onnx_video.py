@@ -9,6 +9,8 @@ may differ only where the logit lies within that of 0. Memories are compared sto
 (in bfloat16, one rounding step taken the other way moves later frames by ~1e-3).
 """
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -107,3 +109,101 @@ def test_tracker_matches_the_pytorch_session_on_every_frame(model, export_folder
         decided = np.abs(reference_video_logits) > tolerance[:, 0]
         assert np.array_equal(tracker.masks(mine)[decided], (reference_video_logits > 0)[decided]), step
     print(f"worst logit difference: {worst:.3f} of the tolerance over {len(ours)} outputs")
+
+
+def test_streamed_frames_in_bounded_memory_give_the_same_masks(model, export_folder):
+    """Frames added one at a time, tracked as they come, with one frame's features and the
+    memory window's results kept: the same outputs as the tracker given the whole video."""
+    from edgetam_hf.onnx import OnnxVideoTracker
+
+    clip = video_frames() * 2  # longer than the memory window, so that old results are dropped
+    whole = OnnxVideoTracker(export_folder, clip, memory_dtype="float32")
+    whole.add_prompt(0, 1, points=[object_centre(1, 0)])
+    expected = list(whole.propagate())
+    window = max(model.config.num_maskmem, model.config.max_object_pointers_in_encoder)
+    streamed = OnnxVideoTracker(export_folder, memory_dtype="float32", max_stored_frames=window)
+    outputs = []
+    for frame_idx, frame in enumerate(clip):
+        assert streamed.add_frame(frame) == frame_idx
+        if frame_idx == 0:
+            streamed.add_prompt(0, 1, points=[object_centre(1, 0)])
+        outputs.append(streamed.track(frame_idx))
+        assert all(len(tracked.results[False]) <= window + 1 for tracked in streamed._objects.values())
+    assert len(streamed._features) == 1
+    assert len(outputs) == len(expected) == len(clip)
+    for mine, reference in zip(outputs, expected):
+        np.testing.assert_allclose(mine.mask_logits, reference.mask_logits, rtol=0, atol=LOGIT_ABSOLUTE)
+
+
+def test_bfloat16_memories_match_the_default_pytorch_session(model, export_folder):
+    """With memories stored in bfloat16 on both sides (the default), the masks agree (a rounding
+    step taken the other way moves a logit by ~1e-3, far below what flips a decided pixel)."""
+    from edgetam_hf.onnx import OnnxVideoTracker
+
+    processor = tiny_processor()
+    session = processor.init_video_session(video=video_frames())
+    processor.add_inputs_to_inference_session(session, 0, 1, input_points=[[[object_centre(1, 0)]]], input_labels=[[[1]]])
+    with torch.no_grad():
+        model(session, frame_idx=0)
+        expected = list(model.propagate_in_video_iterator(session))
+    tracker = OnnxVideoTracker(export_folder, video_frames())
+    tracker.add_prompt(0, 1, points=[object_centre(1, 0)])
+    for mine, reference in zip(tracker.propagate(), expected):
+        assert np.abs(mine.mask_logits - reference.pred_masks.numpy()).max() <= 1e-2
+        assert ((mine.mask_logits > 0) != (reference.pred_masks.numpy() > 0)).mean() <= 1e-3
+
+
+def test_hole_filling_in_numpy_matches_torch():
+    from edgetam_hf.onnx.hole_filling import fill_holes as fill_holes_numpy
+    from edgetam_hf.video.hole_filling import fill_holes
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0.8, 1.0, size=(3, 1, 40, 48)).astype(np.float32)  # many small background specks
+    for max_area in (1, 4, 8):
+        expected = fill_holes(torch.from_numpy(logits), max_area).numpy()
+        np.testing.assert_array_equal(fill_holes_numpy(logits, max_area), expected)
+
+
+def test_manifest_lists_the_video_graphs(export_folder):
+    from edgetam_hf.onnx import read_manifest
+
+    manifest = read_manifest(export_folder, video=True)
+    step = {value["name"]: value["shape"] for value in manifest["graphs"]["tracking_step"]["inputs"]}
+    assert step["memory_tokens"][0] == "num_objects" and step["point_coords"][:2] == ["num_objects", "num_points"]
+    assert step["memory_valid"][1] == step["memory_tokens"][1] == tiny_model().config.num_maskmem + 1
+    memory = manifest["graphs"]["memory_encoder"]
+    assert memory["outputs"][0]["shape"][0] == "num_objects"
+    assert manifest["video"]["fill_hole_area"] == FILL_HOLE_AREA
+
+
+def test_too_many_prompted_frames_for_the_slots_is_a_clear_error(export_folder):
+    tracker = _tracker(export_folder)
+    for frame_idx in (0, 1, 2):  # three conditioning frames; the export has room for two
+        tracker.add_prompt(frame_idx, 1, points=[object_centre(1, frame_idx)])
+    with pytest.raises(ValueError, match="extra_conditioning_slots"):
+        list(tracker.propagate())
+
+
+def test_track_command_on_the_export_writes_the_pytorch_files(model, export_folder, tmp_path):
+    from PIL import Image
+
+    from edgetam_hf.cli import main
+
+    model_folder = tmp_path / "model"
+    model.save_pretrained(model_folder)
+    frames_dir = tmp_path / "frames"
+    frames_dir.mkdir()
+    for index, frame in enumerate(video_frames()):
+        Image.fromarray(frame).save(frames_dir / f"{index:05d}.png")
+    x, y = object_centre(1, 0)
+    prompts = ["--frame", "0", "--object", "1", "--point", f"{x:.0f},{y:.0f}", "--object", "2", "--box", "76,21,104,49"]
+    for name, source in (("torch", model_folder), ("onnx", export_folder)):
+        assert main(["track", str(frames_dir), *prompts, "--model", str(source), "--device", "cpu", "--out", str(tmp_path / name)]) == 0
+    masks = sorted(path.name for path in (tmp_path / "torch").glob("*.png"))
+    assert masks == sorted(path.name for path in (tmp_path / "onnx").glob("*.png")) and len(masks) == NUM_FRAMES
+    for name in masks:
+        expected = np.asarray(Image.open(tmp_path / "torch" / name))
+        ours = np.asarray(Image.open(tmp_path / "onnx" / name))
+        assert (expected != ours).mean() <= 1e-4  # <= 0.01 % of the pixels
+    scores = [json.loads((tmp_path / name / "scores.json").read_text()) for name in ("torch", "onnx")]
+    assert [f["areas"] for f in scores[0]["frames"]] == [f["areas"] for f in scores[1]["frames"]]

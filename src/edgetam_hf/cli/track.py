@@ -37,6 +37,7 @@ def add_arguments(track) -> None:
 
 def run_track(args) -> int:
     from ..modeling_video import EdgeTamVideoModel
+    from ..onnx.manifest import is_export_folder
 
     prompts = group_prompts(args.prompt_sequence)
     if args.max_frames is not None and args.max_frames < 1:
@@ -44,10 +45,16 @@ def run_track(args) -> int:
     video = read_video(args.video, _frames_needed(prompts, args.max_frames, args.reverse))
     check_prompt_frames(prompts, len(video.frames))
     check_inside(prompts, *video.size, what="video frame")
+    about = {"video": args.video, "model": args.model}
+    if is_export_folder(args.model):  # an `edgetam-hf export` folder of a video model runs on onnxruntime
+        from .onnx_track import track_video_onnx
+
+        track_video_onnx(args.model, video, prompts, Path(args.out), args.max_frames, args.reverse, about)
+        return 0
     device = device_from(args.device)
     model = load_model(EdgeTamVideoModel, args.model, device)
     with computing_in(args.dtype, device):
-        track_video(model, video, prompts, Path(args.out), args.max_frames, args.reverse, {"video": args.video, "model": args.model})
+        track_video(model, video, prompts, Path(args.out), args.max_frames, args.reverse, about)
     return 0
 
 
