@@ -177,8 +177,10 @@ def test_manifest_lists_the_video_graphs(export_folder):
 
 
 def test_too_many_prompted_frames_for_the_slots_is_a_clear_error(export_folder):
-    tracker = _tracker(export_folder)
-    for frame_idx in (0, 1, 2):  # three conditioning frames; the export has room for two
+    from edgetam_hf.onnx import OnnxVideoTracker
+
+    tracker = OnnxVideoTracker(export_folder, video_frames() * 2)
+    for frame_idx in (0, 1, 2):  # three conditioning frames; the export has room for two besides the recent frames
         tracker.add_prompt(frame_idx, 1, points=[object_centre(1, frame_idx)])
     with pytest.raises(ValueError, match="extra_conditioning_slots"):
         list(tracker.propagate())
