@@ -64,16 +64,7 @@ def main(argv=None) -> int:
     samples, errors = time_alternating(
         {"onnxruntime": run_onnxruntime, "pytorch": run_pytorch}, args.repeats, args.warmup, torch.device("cpu")
     )
-    report = {
-        "image": sample.source,
-        "threads": args.threads,
-        "load_average_before_after": [load_before, load_average()],
-        "median_seconds": {name: summarize(values).median for name, values in samples.items()},
-        "ratio_onnxruntime_over_pytorch": paired_ratio(samples["onnxruntime"], samples["pytorch"]).median
-        if len(samples) == 2
-        else None,
-        "errors": errors,
-    }
+    report = {"image": sample.source, "threads": args.threads, **_comparison(samples, errors, load_before)}
     if args.tracked_frames > 0:
         report["per_tracked_frame"] = {
             f"{num_objects}_objects": _tracking_report(args, options, num_objects) for num_objects in (1, 3)
@@ -116,8 +107,12 @@ def _tracking_report(args, options, num_objects: int) -> dict:
     load_before = load_average()
     # The first step reuses frame 0's prompted results; the next one warms the caches up.
     samples, errors = time_in_lockstep(streams, torch.device("cpu"), untimed_steps=2)
+    return {"frames_timed": len(samples.get("onnxruntime", [])), **_comparison(samples, errors, load_before)}
+
+
+def _comparison(samples: dict, errors: dict, load_before) -> dict:
+    """Medians, the median paired ratio, the load around the run and any implementation's error."""
     return {
-        "frames_timed": len(samples.get("onnxruntime", [])),
         "load_average_before_after": [load_before, load_average()],
         "median_seconds": {name: summarize(values).median for name, values in samples.items()},
         "ratio_onnxruntime_over_pytorch": paired_ratio(samples["onnxruntime"], samples["pytorch"]).median

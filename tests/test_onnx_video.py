@@ -10,12 +10,16 @@ may differ only where the logit lies within that of 0. Memories are compared sto
 """
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from _video_tiny import NUM_FRAMES, TINY_IMAGE_SIZE, object_centre, tiny_model, tiny_processor, video_frames
+from _video_tiny import NUM_FRAMES, object_centre, tiny_model, tiny_processor, video_frames
 from edgetam_hf.numerics import LOGIT_ABSOLUTE, RELATIVE_TO_LARGEST
 from edgetam_hf.onnx.export import export_onnx
 
@@ -209,3 +213,20 @@ def test_track_command_on_the_export_writes_the_pytorch_files(model, export_fold
         assert (expected != ours).mean() <= 1e-4  # <= 0.01 % of the pixels
     scores = [json.loads((tmp_path / name / "scores.json").read_text()) for name in ("torch", "onnx")]
     assert [f["areas"] for f in scores[0]["frames"]] == [f["areas"] for f in scores[1]["frames"]]
+
+
+def test_tracker_runs_without_torch(export_folder, tmp_path):
+    np.save(tmp_path / "frames.npy", np.stack(video_frames()))
+    script = (
+        "import sys\n"
+        "sys.modules['torch'] = sys.modules['transformers'] = None  # any import of them fails\n"
+        "import numpy as np\n"
+        "from edgetam_hf.onnx import OnnxVideoTracker\n"
+        f"tracker = OnnxVideoTracker({str(export_folder)!r}, list(np.load({str(tmp_path / 'frames.npy')!r})))\n"
+        f"tracker.add_prompt(0, 1, points=[{object_centre(1, 0)}])\n"
+        "print(sum(int(tracker.masks(frame).sum()) for frame in tracker.propagate()))\n"
+    )
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"), os.environ.get("PYTHONPATH", "")])}
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert int(completed.stdout) > 0

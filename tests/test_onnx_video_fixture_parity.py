@@ -11,30 +11,18 @@ convolutions round differently in onnxruntime's kernels (1e-4 plus 5e-5 of the l
 mask bits are compared where the logit lies farther than that from 0.
 """
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from test_onnx_fixture_parity import RELATIVE_TO_LARGEST, TOLERANCE, export_folder  # noqa: F401 - export_folder: a fixture
 from edgetam_hf.configuration import EdgeTamVideoConfig
 from edgetam_hf.modeling_video import EdgeTamVideoModel
 from edgetam_hf.video_processing import EdgeTamVideoProcessor
 from edgetam_hf.weights import load_original_state_dict, read_original_checkpoint
 
-TOLERANCE = 1e-4
-RELATIVE_TO_LARGEST = 5e-5
 SCENARIOS = ("vid_single", "vid_ctrl", "vid_main")
-
-
-@pytest.fixture(scope="module")
-def export_folder(fixtures_dir) -> Path:
-    folder = os.environ.get("EDGETAM_ONNX_EXPORT")
-    if not folder:
-        pytest.skip("EDGETAM_ONNX_EXPORT (an export of the fixture checkpoint) is not set")
-    return Path(folder)
 
 
 @pytest.fixture(scope="module")
