@@ -7,7 +7,7 @@ def add_arguments(export) -> None:
     export.description = (
         "Export the image encoder and the prompt encoder + mask decoder (and, for a video checkpoint, the memory "
         "encoder and the tracking step) as ONNX graphs with a manifest.json, check them with onnx's checker, and report how far the exported graphs' masks are "
-        "from the PyTorch model's on a built-in image. Nothing is left behind when the export fails."
+        "from the PyTorch model's on a built-in image (and clip). Nothing is left behind when the export fails."
     )
     export.add_argument("model", help="a converted folder, Meta's original edgetam.pt, or a Hub id")
     export.add_argument("--format", choices=("onnx",), default="onnx", help="the export format (onnx)")
@@ -23,7 +23,7 @@ def run_export(args) -> int:
 
     from ..modeling import EdgeTamModel
     from ..modeling_video import EdgeTamVideoModel
-    from ..onnx.accuracy import export_accuracy
+    from ..onnx.accuracy import export_accuracy, video_export_accuracy
     from ..onnx.export import export_onnx
     from ..onnx.predictor import OnnxImagePredictor
 
@@ -37,6 +37,9 @@ def run_export(args) -> int:
     files = ", ".join(sorted(path.name for path in out_dir.iterdir()))
     print(f"wrote {out_dir}: {files} ({args.dtype})")
     print("against the float32 PyTorch model on the sample image:")
-    for line in export_accuracy(model, OnnxImagePredictor(out_dir)).lines():
+    lines = export_accuracy(model, OnnxImagePredictor(out_dir)).lines()
+    if video_model is not None:
+        lines += video_export_accuracy(video_model, out_dir).lines()
+    for line in lines:
         print(f"  {line}")
     return 0

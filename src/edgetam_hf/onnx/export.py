@@ -165,7 +165,7 @@ def _export_video_graphs(model: EdgeTamVideoModel, folder: Path, dtype: torch.dt
     memory_file = f"{MEMORY_ENCODER}.onnx"
     _export(
         memory_encoder,
-        (features.vision_features, torch.zeros(2, 1, mask_side, mask_side, dtype=dtype), torch.ones(2, 1)),
+        (features.vision_features, torch.zeros(2, 1, mask_side, mask_side, dtype=dtype), torch.ones(2, 1, dtype=dtype)),
         folder / memory_file,
         input_names=["vision_features", "mask_logits", "object_score_logits"],
         output_names=["memory_tokens"],
