@@ -15,9 +15,7 @@ many tracked frames' results are kept behind the newest one, so a stream of any 
 bounded memory.
 """
 
-import itertools
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +23,9 @@ import numpy as np
 from .hole_filling import fill_holes
 from .image_ops import upsample_logits, video_pixel_values
 from .manifest import IMAGE_ENCODER, MEMORY_ENCODER, TRACKING_STEP, read_manifest
-from .memory_plan import FramePlan, PlannedMemory, plan_frame
+from .memory_plan import FramePlan, PlannedMemory, fill_slots, plan_frame
 from .prompts import prompt_tokens
+from .video_state import OnnxVideoFrame, StoredResult, TrackedObject, round_to_bfloat16
 
 # The original's `NO_OBJ_SCORE` (mask logits of placeholders) and a placeholder's object score.
 NO_OBJECT_SCORE = np.float32(-1024.0)
@@ -34,46 +33,6 @@ PLACEHOLDER_OBJECT_SCORE = np.float32(10.0)
 # Previous logits fed back with a correction are clamped to this range, as the original does.
 PREVIOUS_LOGITS_CLAMP = np.float32(32.0)
 MEMORY_DTYPES = ("bfloat16", "float32")
-
-_serial_numbers = itertools.count()
-
-
-@dataclass
-class OnnxVideoFrame:
-    """Every object's result on one frame (what `EdgeTamVideoModel` returns per frame)."""
-
-    frame_idx: int
-    object_ids: list[int]
-    mask_logits: np.ndarray  # (num_objects, 1, 256, 256) float32 low-resolution logits, holes filled
-    object_score_logits: np.ndarray  # (num_objects,) float32, > 0 where the object is judged present
-
-
-@dataclass(eq=False)
-class _Result:
-    """One object's result on one frame; never modified once stored."""
-
-    mask_logits: np.ndarray  # (1, 256, 256) float32
-    object_pointer: np.ndarray  # (hidden,) float32
-    object_score: np.float32
-    memory_tokens: np.ndarray | None = None  # (T, mem_dim), rounded to the memory dtype
-    computed_from: tuple | None = None
-    serial: int = field(default_factory=lambda: next(_serial_numbers))
-
-
-@dataclass
-class _Object:
-    obj_id: int
-    results: dict[bool, dict[int, _Result]] = field(default_factory=lambda: {True: {}, False: {}})  # by is_conditioning
-    prompt_results: dict[bool, dict[int, _Result]] = field(default_factory=lambda: {True: {}, False: {}})
-    tracked_frames: dict[int, bool] = field(default_factory=dict)  # frame -> tracked in reverse
-
-    def find(self, frame_idx: int) -> _Result | None:
-        result = self.results[True].get(frame_idx)
-        return result if result is not None else self.results[False].get(frame_idx)
-
-    def latest(self, frame_idx: int, is_conditioning: bool) -> _Result | None:
-        result = self.prompt_results[is_conditioning].get(frame_idx)
-        return result if result is not None else self.find(frame_idx)
 
 
 class OnnxVideoTracker:
@@ -139,8 +98,9 @@ class OnnxVideoTracker:
             for name in (IMAGE_ENCODER, MEMORY_ENCODER, TRACKING_STEP)
         }
         step_inputs = {value["name"]: value["shape"] for value in self.manifest["graphs"][TRACKING_STEP]["inputs"]}
-        self.num_memory_slots = int(step_inputs["memory_tokens"][1])
-        self.num_pointer_slots = int(step_inputs["object_pointers"][1])
+        # Per object: (S, T, mem_dim) memory slots and (P, hidden) pointer slots.
+        self._slot_shapes = tuple(step_inputs["memory_tokens"][1:]), tuple(step_inputs["object_pointers"][1:])
+        self.num_memory_slots, self.num_pointer_slots = self._slot_shapes[0][0], self._slot_shapes[1][0]
         self.no_object_pointer = np.asarray(self.settings["no_object_pointer"], dtype=np.float32)
 
         self.is_streaming = frames is None
@@ -205,7 +165,7 @@ class OnnxVideoTracker:
 
     def reset(self) -> None:
         """Forgets every object, prompt and result (the frames stay)."""
-        self._objects: dict[int, _Object] = {}
+        self._objects: dict[int, TrackedObject] = {}
         self._consolidated = {True: set(), False: set()}  # prompted frames whose results tracking reuses
         self._newest_tracked: int | None = None
 
@@ -235,7 +195,7 @@ class OnnxVideoTracker:
             self.video_size,
             self.image_size,
         )
-        tracked = self._objects.setdefault(obj_id, _Object(obj_id))
+        tracked = self._objects.setdefault(obj_id, TrackedObject(obj_id))
         is_conditioning = frame_idx not in tracked.tracked_frames
         previous = tracked.latest(frame_idx, is_conditioning)
         mask_input = np.zeros((1, 1, self.mask_size, self.mask_size), dtype=np.float32)
@@ -257,7 +217,7 @@ class OnnxVideoTracker:
             multimask=self._use_multimask(is_conditioning, num_points),
         )
         mask_logits, object_pointer, object_score_logits, _ = outputs
-        tracked.prompt_results[is_conditioning][frame_idx] = _Result(
+        tracked.prompt_results[is_conditioning][frame_idx] = StoredResult(
             fill_holes(mask_logits[0], self.settings["fill_hole_area"]), object_pointer[0], object_score_logits[0, 0]
         )
         results = [other.latest(frame_idx, is_conditioning) for other in self._objects.values()]
@@ -295,7 +255,7 @@ class OnnxVideoTracker:
                 tracked.results[False].pop(frame_idx, None)
         self._consolidated[False] -= self._consolidated[True]
 
-    def _consolidate(self, frame_idx: int, is_conditioning: bool, objects: list[_Object]) -> None:
+    def _consolidate(self, frame_idx: int, is_conditioning: bool, objects: list[TrackedObject]) -> None:
         """Every object's latest result on a prompted frame (a placeholder without one), with a
         memory encoded from the binarised masks, in one batch."""
         results = [tracked.latest(frame_idx, is_conditioning) for tracked in objects]
@@ -310,12 +270,12 @@ class OnnxVideoTracker:
             },
         )
         for row, (tracked, result) in enumerate(zip(objects, results)):
-            tracked.results[is_conditioning][frame_idx] = _Result(
+            tracked.results[is_conditioning][frame_idx] = StoredResult(
                 result.mask_logits, result.object_pointer, result.object_score, self._stored_memory(memory_tokens[row])
             )
 
-    def _placeholder(self) -> _Result:
-        return _Result(
+    def _placeholder(self) -> StoredResult:
+        return StoredResult(
             np.full((1, self.mask_size, self.mask_size), NO_OBJECT_SCORE, dtype=np.float32),
             self.no_object_pointer,
             PLACEHOLDER_OBJECT_SCORE,
@@ -323,7 +283,7 @@ class OnnxVideoTracker:
 
     def _stored_memory(self, memory_tokens: np.ndarray) -> np.ndarray:
         memory_tokens = memory_tokens.astype(np.float32)
-        return _round_to_bfloat16(memory_tokens) if self.memory_dtype == "bfloat16" else memory_tokens
+        return round_to_bfloat16(memory_tokens) if self.memory_dtype == "bfloat16" else memory_tokens
 
     # ------------------------------------------------------------------ tracking
 
@@ -366,7 +326,7 @@ class OnnxVideoTracker:
             if frame_idx in self._consolidated[is_conditioning]:
                 reused = [tracked.results[is_conditioning].get(frame_idx) for tracked in objects]
                 break
-        groups: dict[FramePlan, list[_Object]] = {}
+        groups: dict[FramePlan, list[TrackedObject]] = {}
         for tracked, result in zip(objects, reused):
             if result is None:
                 groups.setdefault(self._plan(tracked, frame_idx, reverse), []).append(tracked)
@@ -378,7 +338,7 @@ class OnnxVideoTracker:
         self._forget_old_results(frame_idx, reverse)
         return output
 
-    def _track_objects(self, frame_idx: int, plan: FramePlan, objects: list[_Object]) -> None:
+    def _track_objects(self, frame_idx: int, plan: FramePlan, objects: list[TrackedObject]) -> None:
         """A batch of objects on a frame from their memories; results already computed from the
         same stored memories are kept as they are (recomputing would give them again)."""
         read = tuple(self._stored(tracked, entry).serial for tracked in objects for entry in plan.spatial + plan.pointers)
@@ -396,7 +356,7 @@ class OnnxVideoTracker:
         )
         mask_logits = fill_holes(mask_logits, self.settings["fill_hole_area"])
         for row, tracked in enumerate(objects):
-            tracked.results[False][frame_idx] = _Result(
+            tracked.results[False][frame_idx] = StoredResult(
                 mask_logits[row],
                 object_pointer[row],
                 object_score_logits[row, 0],
@@ -404,10 +364,10 @@ class OnnxVideoTracker:
                 computed_from=key,
             )
 
-    def _plan(self, tracked: _Object, frame_idx: int, reverse: bool) -> FramePlan:
+    def _plan(self, tracked: TrackedObject, frame_idx: int, reverse: bool) -> FramePlan:
         return plan_frame(self.settings, list(tracked.results[True]), tracked.results[False], frame_idx, reverse, self._num_frames)
 
-    def _stored(self, tracked: _Object, entry: PlannedMemory) -> _Result:
+    def _stored(self, tracked: TrackedObject, entry: PlannedMemory) -> StoredResult:
         return tracked.results[entry.is_conditioning][entry.frame_idx]
 
     def _run_step(self, frame_idx, plan: FramePlan, objects, coordinates, labels, mask_input, has_mask: bool, multimask: bool):
@@ -418,39 +378,20 @@ class OnnxVideoTracker:
                 f"than the export's {self.num_memory_slots} and {self.num_pointer_slots} slots (too many prompted "
                 "frames at once): export again with more extra_conditioning_slots"
             )
-        batch = len(objects)
         feat_s0, feat_s1, vision_features = self._frame_features(frame_idx)
-        memory_tokens_shape = self.manifest["graphs"][TRACKING_STEP]["inputs"][3]["shape"][2:]
-        memory_tokens = np.zeros((batch, self.num_memory_slots, *memory_tokens_shape), dtype=np.float32)
-        temporal_slot = np.zeros(self.num_memory_slots, dtype=np.int64)
-        memory_valid = np.zeros((batch, self.num_memory_slots), dtype=bool)
-        pointers = np.zeros((batch, self.num_pointer_slots, self.no_object_pointer.shape[0]), dtype=np.float32)
-        pointer_position = np.zeros(self.num_pointer_slots, dtype=np.float32)
-        pointer_valid = np.zeros((batch, self.num_pointer_slots), dtype=bool)
-        for slot, entry in enumerate(plan.spatial):
-            temporal_slot[slot] = entry.position
-            memory_valid[:, slot] = True
-            for row, tracked in enumerate(objects):
-                memory_tokens[row, slot] = self._stored(tracked, entry).memory_tokens
-        # The pointers' temporal encoding reads the distance over the largest one (the model's rule).
-        largest_distance = max(min(self._num_frames, self.settings["max_object_pointers_in_encoder"]) - 1, 1)
-        for slot, entry in enumerate(plan.pointers):
-            pointer_position[slot] = np.float32(entry.position) / np.float32(largest_distance)
-            pointer_valid[:, slot] = True
-            for row, tracked in enumerate(objects):
-                pointers[row, slot] = self._stored(tracked, entry).object_pointer
+        slots = fill_slots(
+            plan,
+            [[self._stored(tracked, entry) for entry in plan.spatial + plan.pointers] for tracked in objects],
+            self._slot_shapes,
+            largest_distance=max(min(self._num_frames, self.settings["max_object_pointers_in_encoder"]) - 1, 1),
+        )
         outputs = self._sessions[TRACKING_STEP].run(
             None,
             {
                 "vision_features": vision_features,
                 "high_res_feat_s0": feat_s0,
                 "high_res_feat_s1": feat_s1,
-                "memory_tokens": memory_tokens.astype(self.dtype),
-                "memory_temporal_slot": temporal_slot,
-                "memory_valid": memory_valid,
-                "object_pointers": pointers.astype(self.dtype),
-                "pointer_temporal_position": pointer_position.astype(self.dtype),
-                "pointer_valid": pointer_valid,
+                **{name: values.astype(self.dtype) if values.dtype == np.float32 else values for name, values in slots.items()},
                 "point_coords": coordinates.astype(self.dtype),
                 "point_labels": labels.astype(np.int64),
                 "mask_input": mask_input.astype(self.dtype),
@@ -477,7 +418,7 @@ class OnnxVideoTracker:
 
     # ------------------------------------------------------------------ outputs
 
-    def _frame_output(self, frame_idx: int, results: list[_Result]) -> OnnxVideoFrame:
+    def _frame_output(self, frame_idx: int, results: list[StoredResult]) -> OnnxVideoFrame:
         return OnnxVideoFrame(
             frame_idx,
             self.object_ids,
@@ -489,13 +430,6 @@ class OnnxVideoTracker:
         """(num_objects, height, width) masks at the video's size (bool, or float32 logits)."""
         logits = upsample_logits(frame.mask_logits[:, 0], self.video_size)
         return logits > mask_threshold if binarize else logits
-
-
-def _round_to_bfloat16(values: np.ndarray) -> np.ndarray:
-    """float32 -> the nearest bfloat16 (ties to even), as float32: what torch's `.to(torch.bfloat16)` keeps."""
-    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
-    rounded = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
-    return rounded.view(np.float32)
 
 
 def _frame_size(frame) -> tuple[int, int]:
