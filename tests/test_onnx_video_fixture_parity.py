@@ -6,7 +6,10 @@ a reset, reverse tracking).
 Exporting the full model takes minutes, so this reads an export made beforehand, as
 tests/test_onnx_fixture_parity.py does: `edgetam-hf export $EDGETAM_FIXTURES/edgetam_random_seed0.pt
 --out DIR`, then `EDGETAM_ONNX_EXPORT=DIR`. Skipped unless both variables are set. Memories are
-stored in float32 on both sides. The tolerance is that file's: at this size the encoder's
+stored in float32 on both sides, and hole filling is off on both (as in
+tests/test_video_fixture_parity.py): at this size some logit of a correction lies within float
+rounding of 0, and whether its pixel closes a hole moves it by the filled value, 0.1 (seen in
+vid_ctrl and vid_main at frame 6; tests/test_onnx_video.py checks the filling itself). The tolerance is that file's: at this size the encoder's
 convolutions round differently in onnxruntime's kernels (1e-4 plus 5e-5 of the largest logit);
 mask bits are compared where the logit lies farther than that from 0.
 """
@@ -27,7 +30,7 @@ SCENARIOS = ("vid_single", "vid_ctrl", "vid_main")
 
 @pytest.fixture(scope="module")
 def model(fixtures_dir):
-    model = EdgeTamVideoModel(EdgeTamVideoConfig()).eval()  # the export's configuration: hole filling on
+    model = EdgeTamVideoModel(EdgeTamVideoConfig(fill_hole_area=0)).eval()
     load_original_state_dict(model, read_original_checkpoint(fixtures_dir / "edgetam_random_seed0.pt"))
     return model
 
@@ -45,7 +48,7 @@ def test_tracker_matches_pytorch_on_fixture_scenario(scenario, oracle, model, fr
     manifest, _ = oracle
     processor = EdgeTamVideoProcessor()
     session = processor.init_video_session(frames, memory_dtype=torch.float32, max_vision_features_cache_size=10)
-    tracker = OnnxVideoTracker(export_folder, frames, memory_dtype="float32", max_cached_features=10)
+    tracker = OnnxVideoTracker(export_folder, frames, memory_dtype="float32", max_cached_features=10, fill_hole_area=0)
     for step in manifest["video"][scenario]["steps"]:
         prompt = step.get("prompt")
         if step["op"] == "add":

@@ -52,6 +52,7 @@ class OnnxVideoTracker:
         memory_dtype: str = "bfloat16",
         max_cached_features: int = 1,
         max_stored_frames: int | None = None,
+        fill_hole_area: int | None = None,
         providers: list[str] | None = None,
         session_options=None,
     ):
@@ -66,6 +67,8 @@ class OnnxVideoTracker:
             max_cached_features: how many frames' image features are kept (most recently used).
             max_stored_frames: keep the tracked results of at most this many frames behind the
                 newest tracked one (at least the memory window); None keeps every result.
+            fill_hole_area: fill background regions of up to this many low-resolution pixels
+                (default: the exported model's `fill_hole_area`; 0 turns it off).
             providers, session_options: as onnxruntime's `InferenceSession` takes them.
         """
         import onnxruntime
@@ -102,6 +105,9 @@ class OnnxVideoTracker:
         self._slot_shapes = tuple(step_inputs["memory_tokens"][1:]), tuple(step_inputs["object_pointers"][1:])
         self.num_memory_slots, self.num_pointer_slots = self._slot_shapes[0][0], self._slot_shapes[1][0]
         self.no_object_pointer = np.asarray(self.settings["no_object_pointer"], dtype=np.float32)
+        if fill_hole_area is not None and (isinstance(fill_hole_area, bool) or not isinstance(fill_hole_area, int) or fill_hole_area < 0):
+            raise ValueError(f"fill_hole_area must be an int >= 0 or None, got {fill_hole_area!r}")
+        self.fill_hole_area = self.settings["fill_hole_area"] if fill_hole_area is None else fill_hole_area
 
         self.is_streaming = frames is None
         self._frames = list(frames) if frames is not None else None
@@ -218,7 +224,7 @@ class OnnxVideoTracker:
         )
         mask_logits, object_pointer, object_score_logits, _ = outputs
         tracked.prompt_results[is_conditioning][frame_idx] = StoredResult(
-            fill_holes(mask_logits[0], self.settings["fill_hole_area"]), object_pointer[0], object_score_logits[0, 0]
+            fill_holes(mask_logits[0], self.fill_hole_area), object_pointer[0], object_score_logits[0, 0]
         )
         results = [other.latest(frame_idx, is_conditioning) for other in self._objects.values()]
         return self._frame_output(frame_idx, [r if r is not None else self._placeholder() for r in results])
@@ -354,7 +360,7 @@ class OnnxVideoTracker:
         mask_logits, object_pointer, object_score_logits, memory_tokens = self._run_step(
             frame_idx, plan, objects, no_click, no_click_labels, no_mask, has_mask=False, multimask=multimask
         )
-        mask_logits = fill_holes(mask_logits, self.settings["fill_hole_area"])
+        mask_logits = fill_holes(mask_logits, self.fill_hole_area)
         for row, tracked in enumerate(objects):
             tracked.results[False][frame_idx] = StoredResult(
                 mask_logits[row],
