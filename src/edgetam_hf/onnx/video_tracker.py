@@ -173,7 +173,6 @@ class OnnxVideoTracker:
         """Forgets every object, prompt and result (the frames stay)."""
         self._objects: dict[int, TrackedObject] = {}
         self._consolidated = {True: set(), False: set()}  # prompted frames whose results tracking reuses
-        self._newest_tracked: int | None = None
 
     @property
     def object_ids(self) -> list[int]:
@@ -415,7 +414,6 @@ class OnnxVideoTracker:
         """With `max_stored_frames`, drops tracked results that far behind the newest tracked frame."""
         if self.max_stored_frames is None:
             return
-        self._newest_tracked = frame_idx
         step = 1 if reverse else -1
         for tracked in self._objects.values():
             old = [t for t in tracked.results[False] if (t - frame_idx) * step > self.max_stored_frames]
