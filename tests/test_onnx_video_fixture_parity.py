@@ -20,19 +20,8 @@ import torch
 from PIL import Image
 
 from test_onnx_fixture_parity import RELATIVE_TO_LARGEST, TOLERANCE, export_folder  # noqa: F401 - export_folder: a fixture
-from edgetam_hf.configuration import EdgeTamVideoConfig
-from edgetam_hf.modeling_video import EdgeTamVideoModel
+from test_video_fixture_parity import SCENARIOS, model  # noqa: F401 - model: a fixture, hole filling off
 from edgetam_hf.video_processing import EdgeTamVideoProcessor
-from edgetam_hf.weights import load_original_state_dict, read_original_checkpoint
-
-SCENARIOS = ("vid_single", "vid_ctrl", "vid_main")
-
-
-@pytest.fixture(scope="module")
-def model(fixtures_dir):
-    model = EdgeTamVideoModel(EdgeTamVideoConfig(fill_hole_area=0)).eval()
-    load_original_state_dict(model, read_original_checkpoint(fixtures_dir / "edgetam_random_seed0.pt"))
-    return model
 
 
 @pytest.fixture(scope="module")
