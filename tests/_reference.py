@@ -5,6 +5,8 @@
   (`randomised_transformers_edgetam`, `transformers_component`), skipped where transformers
   lacks them.
 - `run_image_case`: one image case of Meta's stored fixture run through our processor and model.
+- `VIDEO_SCENARIOS`, `fixture_video_model`: the fixture's video scenarios and our video model with
+  the fixture checkpoint's weights.
 """
 
 import functools
@@ -147,3 +149,18 @@ def run_image_case(case, tensors, model, processor, image, original_sizes, embed
         model_kwargs["input_masks"] = tensors[f"{case['name']}/in_mask_input"][None]  # (1, 1, 256, 256)
     with torch.no_grad():
         return model(image_embeddings=embeddings, multimask_output=case["multimask_output"], **model_kwargs)
+
+
+VIDEO_SCENARIOS = ("vid_single", "vid_ctrl", "vid_main")
+
+
+def fixture_video_model(fixtures_dir):
+    """Our video model with the fixture checkpoint's weights, hole filling off: at this size a
+    logit within float rounding of 0 may decide whether a small hole is filled (by 0.1)."""
+    from edgetam_hf.configuration import EdgeTamVideoConfig
+    from edgetam_hf.modeling_video import EdgeTamVideoModel
+    from edgetam_hf.weights import load_original_state_dict, read_original_checkpoint
+
+    model = EdgeTamVideoModel(EdgeTamVideoConfig(fill_hole_area=0)).eval()
+    load_original_state_dict(model, read_original_checkpoint(fixtures_dir / "edgetam_random_seed0.pt"))
+    return model

@@ -14,7 +14,7 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 # The tiers that follow from the fixtures a test needs (markers in pyproject.toml); tests that build
 # transformers' built-in EdgeTam as their reference carry @pytest.mark.parity themselves.
-_TIER_OF_FIXTURE = {"fixtures_dir": "parity", "media_dir": "integration", "export_folder": "integration"}
+_TIER_OF_FIXTURE = {"fixtures_dir": "parity", "media_dir": "integration", "fixture_export_folder": "integration"}
 
 
 def pytest_collection_modifyitems(items):
@@ -63,3 +63,13 @@ def oracle(fixtures_dir):
     run_dir = fixtures_dir / "original_seed0"
     manifest = json.loads((run_dir / "manifest.json").read_text())
     return manifest, load_file(str(run_dir / "oracle.safetensors"))
+
+
+@pytest.fixture(scope="session")
+def fixture_export_folder(fixtures_dir) -> Path:
+    """An `edgetam-hf export` of the fixture checkpoint made beforehand (exporting the full model
+    takes minutes): EDGETAM_ONNX_EXPORT; skips when unset."""
+    folder = os.environ.get("EDGETAM_ONNX_EXPORT")
+    if not folder:
+        pytest.skip("EDGETAM_ONNX_EXPORT (an export of the fixture checkpoint) is not set")
+    return Path(folder)

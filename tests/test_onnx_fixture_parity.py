@@ -11,30 +11,18 @@ tolerance is 1e-4 plus 5e-5 of the largest logit; mask bits are compared where t
 farther than that from 0.
 """
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
+from _tolerance import ONNXRUNTIME_ABSOLUTE as TOLERANCE, ONNXRUNTIME_RELATIVE_TO_LARGEST as RELATIVE_TO_LARGEST
 from edgetam_hf import EdgeTamConfig, EdgeTamModel, EdgeTamProcessor
 from edgetam_hf.weights import load_original_state_dict, read_original_checkpoint
 
-TOLERANCE = 1e-4
-RELATIVE_TO_LARGEST = 5e-5
 
 
 @pytest.fixture(scope="module")
-def export_folder(fixtures_dir) -> Path:
-    folder = os.environ.get("EDGETAM_ONNX_EXPORT")
-    if not folder:
-        pytest.skip("EDGETAM_ONNX_EXPORT (an export of the fixture checkpoint) is not set")
-    return Path(folder)
-
-
-@pytest.fixture(scope="module")
-def setup(oracle, fixtures_dir, export_folder):
+def setup(oracle, fixtures_dir, fixture_export_folder):
     from edgetam_hf.onnx import OnnxImagePredictor
 
     model = EdgeTamModel(EdgeTamConfig()).eval()
@@ -45,7 +33,7 @@ def setup(oracle, fixtures_dir, export_folder):
     pixel_values = processor(images=image)["pixel_values"]
     with torch.no_grad():
         embeddings = model.get_image_embeddings(pixel_values)
-    predictor = OnnxImagePredictor(export_folder)
+    predictor = OnnxImagePredictor(fixture_export_folder)
     encoded = predictor.encode_pixel_values(pixel_values.numpy(), image.shape[:2])
     return model, processor, image, embeddings, predictor, encoded
 

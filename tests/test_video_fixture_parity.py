@@ -19,20 +19,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from edgetam_hf.configuration import EdgeTamVideoConfig
-from edgetam_hf.modeling_video import EdgeTamVideoModel
+from _reference import VIDEO_SCENARIOS, fixture_video_model
 from edgetam_hf.numerics import LOGIT_ABSOLUTE, RELATIVE_TO_LARGEST
 from edgetam_hf.video_processing import EdgeTamVideoProcessor
-from edgetam_hf.weights import load_original_state_dict, read_original_checkpoint
-
-SCENARIOS = ("vid_single", "vid_ctrl", "vid_main")
-
 
 @pytest.fixture(scope="module")
 def model(fixtures_dir):
-    model = EdgeTamVideoModel(EdgeTamVideoConfig(fill_hole_area=0)).eval()
-    load_original_state_dict(model, read_original_checkpoint(fixtures_dir / "edgetam_random_seed0.pt"))
-    return model
+    return fixture_video_model(fixtures_dir)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +40,7 @@ def session(fixtures_dir, processor):
     return processor.init_video_session(str(frames_dir), max_vision_features_cache_size=10)
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("scenario", VIDEO_SCENARIOS)
 def test_scenario_matches_original(scenario, oracle, model, processor, session, parity_figures):
     manifest, tensors = oracle
     session.reset_tracking_data()

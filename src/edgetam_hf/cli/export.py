@@ -1,13 +1,13 @@
-"""`edgetam-hf export MODEL --format onnx --out DIR`: the image graphs for onnxruntime (docs/export.md)."""
+"""`edgetam-hf export MODEL --format onnx --out DIR`: the graphs for onnxruntime (docs/export.md)."""
 
 from .models import load_model, quiet_transformers
 
 
 def add_arguments(export) -> None:
     export.description = (
-        "Export the image encoder and the prompt encoder + mask decoder as ONNX graphs with a "
-        "manifest.json, check them with onnx's checker, and report how far the exported graphs' masks are "
-        "from the PyTorch model's on a built-in image. Nothing is left behind when the export fails."
+        "Export the image encoder and the prompt encoder + mask decoder (and, for a video checkpoint, the memory "
+        "encoder and the tracking step) as ONNX graphs with a manifest.json, check them with onnx's checker, and report how far the exported graphs' masks are "
+        "from the PyTorch model's on a built-in image (and clip). Nothing is left behind when the export fails."
     )
     export.add_argument("model", help="a converted folder, Meta's original edgetam.pt, or a Hub id")
     export.add_argument("--format", choices=("onnx",), default="onnx", help="the export format (onnx)")
@@ -22,15 +22,24 @@ def run_export(args) -> int:
     import torch
 
     from ..modeling import EdgeTamModel
-    from ..onnx.accuracy import export_accuracy
+    from ..modeling_video import EdgeTamVideoModel
+    from ..onnx.accuracy import export_accuracy, video_export_accuracy
     from ..onnx.export import export_onnx
     from ..onnx.predictor import OnnxImagePredictor
 
     with quiet_transformers():
         model = load_model(EdgeTamModel, args.model, torch.device("cpu"))
-    out_dir = export_onnx(model, args.out, dtype=args.dtype, source=args.model)
-    print(f"wrote {out_dir}: image_encoder.onnx, prompt_mask_decoder.onnx, manifest.json ({args.dtype})")
+        try:  # the video graphs too, when the checkpoint holds the memory weights
+            video_model = load_model(EdgeTamVideoModel, args.model, torch.device("cpu"))
+        except ValueError:
+            video_model = None
+    out_dir = export_onnx(video_model or model, args.out, dtype=args.dtype, source=args.model)
+    files = ", ".join(sorted(path.name for path in out_dir.iterdir()))
+    print(f"wrote {out_dir}: {files} ({args.dtype})")
     print("against the float32 PyTorch model on the sample image:")
-    for line in export_accuracy(model, OnnxImagePredictor(out_dir)).lines():
+    lines = export_accuracy(model, OnnxImagePredictor(out_dir)).lines()
+    if video_model is not None:
+        lines += video_export_accuracy(video_model, out_dir).lines()
+    for line in lines:
         print(f"  {line}")
     return 0

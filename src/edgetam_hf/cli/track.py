@@ -63,6 +63,7 @@ def _size(text: str) -> tuple[int, int]:
 
 def run_track(args) -> int:
     from ..modeling_video import EdgeTamVideoModel
+    from ..onnx.manifest import is_export_folder
 
     prompts = group_prompts(args.prompt_sequence)
     if args.max_frames is not None and args.max_frames < 1:
@@ -76,9 +77,16 @@ def run_track(args) -> int:
         if not args.stream:
             check_prompt_frames(prompts, len(source))
             check_inside(prompts, *source.size, what="video frame")
+        about = {"video": args.video, "model": args.model}
+        if is_export_folder(args.model):  # an `edgetam-hf export` folder of a video model runs on onnxruntime
+            if args.stream:
+                raise ValueError("--stream: an export folder tracks files and folders only; give a PyTorch model")
+            from .onnx_track import track_video_onnx
+
+            track_video_onnx(args.model, source, prompts, Path(args.out), args.max_frames, args.reverse, about)
+            return 0
         device = device_from(args.device)
         model = load_model(EdgeTamVideoModel, args.model, device)
-        about = {"video": args.video, "model": args.model}
         with computing_in(args.dtype, device):
             if args.stream:
                 track_stream(model, source, prompts, Path(args.out), args.max_frames, about)
@@ -116,21 +124,24 @@ class TrackWriter:
     def add(self, processor, output, size: tuple[int, int], frame_idx: int | None = None) -> np.ndarray:
         """Writes a model output's masks and scores; returns its (height, width) label map."""
         width, height = size
-        frame_idx = output.frame_idx if frame_idx is None else frame_idx
         logits = processor.post_process_masks([output.pred_masks.float().cpu()], [[height, width]], binarize=False)[0]
         labels = label_map(logits[:, 0], output.object_ids)
+        frame_idx = output.frame_idx if frame_idx is None else frame_idx
+        self.add_labels(labels, output.object_ids, output.object_score_logits.float().cpu().tolist(), frame_idx)
+        return labels
+
+    def add_labels(self, labels: np.ndarray, object_ids: list[int], scores: list, frame_idx: int) -> None:
+        """Writes one frame's (height, width) label map and its objects' score logits."""
         save_label_png(labels, self.out_dir / f"{self.name(frame_idx)}.png")
-        scores = output.object_score_logits.float().cpu().tolist()
         entry = {
             "frame": frame_idx,
             "mask": f"{self.name(frame_idx)}.png",
-            "object_score_logits": {str(obj_id): score for obj_id, score in zip(output.object_ids, scores)},
-            "areas": {str(obj_id): int((labels == obj_id).sum()) for obj_id in output.object_ids},
+            "object_score_logits": {str(obj_id): score for obj_id, score in zip(object_ids, scores)},
+            "areas": {str(obj_id): int((labels == obj_id).sum()) for obj_id in object_ids},
         }
         self._lines.write(json.dumps(entry) + "\n")
         self._lines.flush()
         self.num_frames += 1
-        return labels
 
     def close(self) -> None:
         """Closes scores.jsonl and writes scores.json from it (frames in time order)."""
@@ -167,23 +178,38 @@ def track_video(model, video, prompts: list[ObjectPrompt], out_dir: Path, max_fr
 
     processor = processor_for(EdgeTamVideoProcessor, model)
     session = processor.init_video_session(video=video, inference_device=model.device, video_storage_device="cpu", bounded=True)
-    prompted_frames = sorted({prompt.frame_idx for prompt in prompts})
-    for frame_idx in prompted_frames:
+    for frame_idx in sorted({prompt.frame_idx for prompt in prompts}):
         _add_prompts(processor, session, prompts, frame_idx, frame_idx, video.size)
         model(session, frame_idx=frame_idx)
-    start = prompted_frames[-1] if reverse else prompted_frames[0]
-    num_frames = start + 1 if reverse else len(video) - start
-    if max_frames is not None:
-        num_frames = min(num_frames, max_frames)
+    start, num_frames = tracking_range(prompts, len(video), max_frames, reverse)
+    outputs = model.propagate_in_video_iterator(session, start_frame_idx=start, max_frame_num_to_track=num_frames - 1, reverse=reverse)
 
+    def write(output, writer: TrackWriter) -> int:
+        writer.add(processor, output, video.size)
+        return output.frame_idx
+
+    return write_tracking(video, outputs, write, prompts, out_dir, (start, num_frames, reverse), about)
+
+
+def tracking_range(prompts: list[ObjectPrompt], video_length: int, max_frames: int | None, reverse: bool) -> tuple[int, int]:
+    """(first frame, number of frames) tracked: from the first prompted frame forward, or from the
+    last one backward, at most `max_frames`."""
+    prompted_frames = [prompt.frame_idx for prompt in prompts]
+    start = max(prompted_frames) if reverse else min(prompted_frames)
+    num_frames = start + 1 if reverse else video_length - start
+    return start, num_frames if max_frames is None else min(num_frames, max_frames)
+
+
+def write_tracking(video, outputs, write, prompts: list[ObjectPrompt], out_dir: Path, tracked_range, about: dict) -> Path:
+    """Writes each tracked frame as it comes (`write(output, writer)` -> its frame index), then
+    scores.json and the overlay, also when stopped early; returns the overlay's path."""
+    start, num_frames, reverse = tracked_range
     direction = "reverse" if reverse else "forward"
     writer = TrackWriter(out_dir, {**about, "size": list(video.size), "fps": video.fps, "direction": direction, **_prompts_json(prompts)}, video.names)
     completed, tracked = False, set()
-    outputs = model.propagate_in_video_iterator(session, start_frame_idx=start, max_frame_num_to_track=num_frames - 1, reverse=reverse)
     try:
         for output in tqdm(outputs, total=num_frames, desc="tracking", unit="frame", disable=None):
-            writer.add(processor, output, video.size)
-            tracked.add(output.frame_idx)
+            tracked.add(write(output, writer))
         completed = True
     finally:
         writer.close()

@@ -6,5 +6,14 @@ which needs torch) writes the graphs; `OnnxImagePredictor(FOLDER)` runs them. Se
 
 from .manifest import is_export_folder, read_manifest
 from .predictor import EncodedImage, OnnxImagePrediction, OnnxImagePredictor
+from .video_tracker import OnnxVideoFrame, OnnxVideoTracker
 
-__all__ = ["EncodedImage", "OnnxImagePrediction", "OnnxImagePredictor", "is_export_folder", "read_manifest"]
+__all__ = [
+    "EncodedImage",
+    "OnnxImagePrediction",
+    "OnnxImagePredictor",
+    "OnnxVideoFrame",
+    "OnnxVideoTracker",
+    "is_export_folder",
+    "read_manifest",
+]

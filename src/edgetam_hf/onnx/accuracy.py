@@ -1,10 +1,12 @@
-"""How far an export folder's answers are from the PyTorch model's, on the built-in sample image.
+"""How far an export folder's answers are from the PyTorch model's, on the built-in sample image
+(and, for a video export, the built-in sample clip).
 
 `edgetam-hf export` prints this after writing a folder, so a float16 export says what it costs.
 Needs torch (the reference), so it is not imported by `edgetam_hf.onnx`.
 """
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -12,8 +14,11 @@ import torch
 from ..modeling import EdgeTamModel
 from ..image_processing import EdgeTamImageProcessor
 from ..processing import EdgeTamProcessor
-from ..sample_media import SAMPLE_BOXES, SAMPLE_RECTANGLE_CLICK, render_sample_image
+from ..sample_media import SAMPLE_BOXES, SAMPLE_RECTANGLE_CLICK, render_sample_clip, render_sample_image
 from .predictor import OnnxImagePredictor
+
+if TYPE_CHECKING:
+    from ..modeling_video import EdgeTamVideoModel
 
 
 @dataclass
@@ -61,3 +66,46 @@ def export_accuracy(model: EdgeTamModel, predictor: OnnxImagePredictor) -> Expor
             total += ours.masks.size
             largest = max(largest, float(np.abs(expected_logits).max()))
     return ExportAccuracy(float(max(logit_differences)), largest, float(max(iou_differences)), differing / total)
+
+
+@dataclass
+class VideoExportAccuracy:
+    max_abs_logit_difference: float  # low-resolution logits, worst over every frame and object
+    largest_logit: float
+    mask_pixels_differing: float  # fraction of video-resolution mask pixels whose bit differs
+    num_frames: int
+
+    def lines(self) -> list[str]:
+        return [
+            f"tracking, {self.num_frames} frames, 2 objects: low-resolution logits max |difference| "
+            f"{self.max_abs_logit_difference:.3g} (largest logit {self.largest_logit:.3g})",
+            f"tracking: mask pixels that differ: {100 * self.mask_pixels_differing:.4f} %",
+        ]
+
+
+def video_export_accuracy(model: "EdgeTamVideoModel", folder, num_frames: int = 8) -> VideoExportAccuracy:
+    """Tracks a click and a box through the sample clip with both (float32 memories on both sides);
+    the float32 PyTorch session is the reference."""
+    from ..video_processing import EdgeTamVideoProcessor
+    from .video_tracker import OnnxVideoTracker
+
+    frames = render_sample_clip(num_frames)
+    processor = EdgeTamVideoProcessor(target_size=model.config.image_size)
+    session = processor.init_video_session(video=frames, memory_dtype=torch.float32)
+    tracker = OnnxVideoTracker(folder, frames, memory_dtype="float32")
+    processor.add_inputs_to_inference_session(session, 0, 1, input_points=[[[list(SAMPLE_RECTANGLE_CLICK)]]], input_labels=[[[1]]])
+    processor.add_inputs_to_inference_session(session, 0, 2, input_boxes=[[list(SAMPLE_BOXES[0])]])
+    tracker.add_prompt(0, 1, points=[list(SAMPLE_RECTANGLE_CLICK)])
+    tracker.add_prompt(0, 2, box=list(SAMPLE_BOXES[0]))
+    with torch.no_grad():
+        model(session, frame_idx=0)
+        expected = list(model.propagate_in_video_iterator(session))
+    difference, largest, differing, total = 0.0, 0.0, 0, 0
+    for ours, reference in zip(tracker.propagate(), expected):
+        reference_logits = reference.pred_masks.float()
+        difference = max(difference, float(np.abs(ours.mask_logits - reference_logits.numpy()).max()))
+        largest = max(largest, float(reference_logits.abs().max()))
+        reference_masks = processor.post_process_masks([reference_logits], [list(tracker.video_size)])[0][:, 0].numpy()
+        differing += int((tracker.masks(ours) != reference_masks).sum())
+        total += reference_masks.size
+    return VideoExportAccuracy(difference, largest, differing / total, num_frames)

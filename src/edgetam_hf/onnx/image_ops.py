@@ -102,3 +102,21 @@ def _linear_taps(input_size: int, output_size: int, antialias: bool) -> tuple[np
     weights = np.where(indices < last[:, None], weights, 0.0)
     weights /= weights.sum(axis=1, keepdims=True)
     return np.minimum(indices, input_size - 1), weights.astype(np.float32)
+
+
+def video_pixel_values(frame, size: int, mean, std) -> np.ndarray:
+    """A video frame (PIL image or (H, W, 3) uint8 array) -> (1, 3, size, size) float32, as
+    `EdgeTamVideoProcessor` (the original video predictor) loads frames: PIL's bicubic resize on
+    uint8, / 255 in float64, cast to float32, then `(x - mean) / std` in float32."""
+    from PIL import Image
+
+    if not hasattr(frame, "mode"):  # not a PIL image
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"frame must be a PIL image or an (H, W, 3) uint8 array; got {frame.dtype} {frame.shape}")
+        frame = Image.fromarray(np.ascontiguousarray(frame))
+    resized = np.asarray(frame.convert("RGB").resize((size, size)))
+    unit = (resized / 255.0).astype(np.float32).transpose(2, 0, 1)
+    mean = np.asarray(mean, dtype=np.float32).reshape(3, 1, 1)
+    std = np.asarray(std, dtype=np.float32).reshape(3, 1, 1)
+    return ((unit - mean) / std)[None]

@@ -12,7 +12,10 @@ FORMAT_NAME = "edgetam-hf-onnx"
 FORMAT_VERSION = 1
 IMAGE_ENCODER = "image_encoder"
 PROMPT_MASK_DECODER = "prompt_mask_decoder"
+MEMORY_ENCODER = "memory_encoder"
+TRACKING_STEP = "tracking_step"
 GRAPH_NAMES = (IMAGE_ENCODER, PROMPT_MASK_DECODER)
+VIDEO_GRAPH_NAMES = (MEMORY_ENCODER, TRACKING_STEP)
 
 
 def is_export_folder(path) -> bool:
@@ -20,8 +23,9 @@ def is_export_folder(path) -> bool:
     return Path(path).expanduser().is_dir() and (Path(path).expanduser() / MANIFEST_NAME).is_file()
 
 
-def read_manifest(folder) -> dict:
-    """The manifest of an export folder, checked; a ValueError names what is missing or unknown."""
+def read_manifest(folder, video: bool = False) -> dict:
+    """The manifest of an export folder, checked; a ValueError names what is missing or unknown.
+    `video` also requires the video graphs (an export of a video model)."""
     folder = Path(folder).expanduser()
     path = folder / MANIFEST_NAME
     if not path.is_file():
@@ -36,7 +40,9 @@ def read_manifest(folder) -> dict:
         raise ValueError(
             f"{path} has format_version {manifest.get('format_version')!r}; this edgetam-hf reads version {FORMAT_VERSION}"
         )
-    for name in GRAPH_NAMES:
+    if video and "video" not in manifest:
+        raise ValueError(f"{folder} holds the image graphs only: export a video model (Meta's checkpoint or a video folder) to track")
+    for name in GRAPH_NAMES + (VIDEO_GRAPH_NAMES if video else ()):
         graph = manifest.get("graphs", {}).get(name)
         if not isinstance(graph, dict) or not (folder / str(graph.get("file"))).is_file():
             raise ValueError(f"{folder}: the manifest names no readable file for the {name} graph")

@@ -62,6 +62,10 @@ class FrameReader:
     def read(self, index: int) -> Image.Image:
         raise NotImplementedError
 
+    def __getitem__(self, index: int) -> Image.Image:
+        # A sequence of frames read on demand, for consumers that index frames (the ONNX tracker).
+        return self.read(index)
+
     @property
     def size(self) -> tuple[int, int]:
         """(width, height) of every frame: the first frame's."""
