@@ -15,6 +15,7 @@ from edgetam_hf.processing import EdgeTamProcessor
 from edgetam_hf.training.collator import EdgeTamDataCollator
 from edgetam_hf.training.datasets import DavisFolderDataset, ImageMaskFolderDataset
 from edgetam_hf.training.evaluation import interior_click
+from edgetam_hf.training.initialization import initialise_for_training_from_scratch
 from edgetam_hf.training.prompts import sample_box, sample_click
 from edgetam_hf.training.shapes import render_shapes_scene
 
@@ -119,11 +120,46 @@ def test_processor_builds_labels_at_the_input_size():
 
 def test_collator_makes_rectangular_batches_of_model_inputs():
     batch = EdgeTamDataCollator(tiny_processor(), objects_per_image=3)(shape_items(0, 2))
-    assert set(batch) == {"pixel_values", "input_points", "input_labels", "labels"}
+    assert set(batch) == {"pixel_values", "input_points", "input_labels", "labels", "multimask_output"}
     assert batch["labels"].shape == (2, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE)
     assert batch["input_points"].shape[:2] == (2, 3)
     with pytest.raises(ValueError, match="item 0 must be a dict with 'image' and 'masks'"):
         EdgeTamDataCollator(tiny_processor())([{"image": Image.new("RGB", (8, 8))}])
+
+
+def test_a_batch_is_all_clicks_with_three_outputs_or_all_boxes_with_one():
+    collator = EdgeTamDataCollator(tiny_processor(), objects_per_image=2, box_probability=0.5, seed=1)
+    batches = [collator(shape_items(seed, 2)) for seed in range(8)]
+    kinds = {batch["multimask_output"] for batch in batches}
+    assert kinds == {True, False}
+    for batch in batches:
+        expected = [[[1]] * 2] * 2 if batch["multimask_output"] else [[[2, 3]] * 2] * 2
+        assert batch["input_labels"].tolist() == expected
+
+
+def test_scenes_hold_at_least_the_objects_asked_for():
+    rng = np.random.default_rng(0)
+    counts = [len(render_shapes_scene(rng, SCENE_SIZE, max_shapes=5, min_objects=3)[1]) for _ in range(10)]
+    assert min(counts) >= 3
+    with pytest.raises(ValueError, match="min_objects must be in"):
+        render_shapes_scene(rng, SCENE_SIZE, max_shapes=2, min_objects=3)
+
+
+def test_initialisation_for_training_from_scratch_is_pytorchs_and_seeded():
+    def initialised(seed: int) -> EdgeTamModel:
+        model = fresh_model()
+        torch.manual_seed(seed)
+        return initialise_for_training_from_scratch(model)
+
+    first, second, other = initialised(1), initialised(1), initialised(2)
+    point_embed = first.prompt_encoder.point_embed.weight.detach()
+    assert 0.7 < float(point_embed.std()) < 1.3  # N(0, 1) as nn.Embedding, not N(0, 0.02)
+    assert all(torch.equal(value, second.state_dict()[name]) for name, value in first.state_dict().items())
+    assert not torch.equal(point_embed, other.prompt_encoder.point_embed.weight)
+    # the frequencies shared by prompts and the image grid stay one matrix
+    assert torch.equal(first.shared_image_embedding.positional_embedding, first.prompt_encoder.shared_embedding.positional_embedding)
+    with pytest.raises(TypeError, match="model must be an EdgeTamModel"):
+        initialise_for_training_from_scratch(torch.nn.Linear(2, 2))
 
 
 def _write_ids(path, ids: np.ndarray) -> None:
@@ -174,22 +210,27 @@ def test_a_tiny_model_learns_a_batch():
     assert losses[-1] < 0.5 * losses[0], losses
 
 
-@pytest.mark.parametrize("multimask_output", [True, False])
-def test_gradients_reach_every_parameter_the_loss_uses(multimask_output):
-    """Clicks, boxes (as corner points) and padding points, so every prompt embedding is used. Not
-    used: the mask-prompt encoder (no mask prompt), and the hypernetworks of the mask tokens whose
-    masks the loss does not train (token 0 with three outputs, only the best of the three)."""
-    model = fresh_model()
-    batch = EdgeTamDataCollator(tiny_processor(), objects_per_image=2, box_probability=0.5, seed=3)(shape_items(3, 2))
-    assert {1, 2, 3, -1} <= set(batch["input_labels"].unique().tolist())
-    outputs = model(**batch, multimask_output=multimask_output)
+@pytest.mark.parametrize("box_probability", [0.0, 1.0])
+def test_gradients_reach_every_parameter_the_loss_uses(box_probability):
+    """Clicks (three outputs) or boxes as corner points (one output), and the padding point the
+    prompt encoder appends. Not used: the mask-prompt encoder (no mask prompt), the negative-click
+    embedding, the box-corner embeddings with clicks, and the hypernetworks of the mask tokens
+    whose masks the loss does not train (token 0 with three outputs, only the best of the three)."""
+    model = initialise_for_training_from_scratch(fresh_model())
+    batch = EdgeTamDataCollator(tiny_processor(), objects_per_image=2, box_probability=box_probability, seed=3)(shape_items(3, 2))
+    outputs = model(**batch)
     outputs.loss.backward()
+    multimask_output = batch["multimask_output"]
+    assert multimask_output == (box_probability == 0.0) and outputs.pred_masks.shape[2] == (3 if multimask_output else 1)
     trained_tokens = {0} if not multimask_output else set((_best_outputs(outputs.pred_masks, batch["labels"]) + 1).tolist())
     unused = ["prompt_encoder.mask_embed."]
     unused += [f"mask_decoder.output_hypernetworks_mlps.{token}." for token in range(4) if token not in trained_tokens]
     reached = {name for name, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     expected = {name for name, p in model.named_parameters() if p.requires_grad and not name.startswith(tuple(unused))}
     assert sorted(expected - reached) == [] and sorted(reached - expected) == []
+    used_rows = [1] if multimask_output else [2, 3]  # point_embed rows: negative, positive, box corners
+    row_reached = model.prompt_encoder.point_embed.weight.grad.abs().sum(-1) > 0
+    assert row_reached.nonzero().flatten().tolist() == used_rows
 
 
 def _best_outputs(pred_masks: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
