@@ -14,6 +14,7 @@ from edgetam_hf.losses import binary_mask_iou, dice_loss, segmentation_loss, sig
 from edgetam_hf.processing import EdgeTamProcessor
 from edgetam_hf.training.collator import EdgeTamDataCollator
 from edgetam_hf.training.datasets import DavisFolderDataset, ImageMaskFolderDataset
+from edgetam_hf.training.corrections import corrected_prediction, sample_correction_clicks
 from edgetam_hf.training.evaluation import interior_click
 from edgetam_hf.training.initialization import initialise_for_training_from_scratch
 from edgetam_hf.training.prompts import sample_box, sample_click
@@ -160,6 +161,30 @@ def test_initialisation_for_training_from_scratch_is_pytorchs_and_seeded():
     assert torch.equal(first.shared_image_embedding.positional_embedding, first.prompt_encoder.shared_embedding.positional_embedding)
     with pytest.raises(TypeError, match="model must be an EdgeTamModel"):
         initialise_for_training_from_scratch(torch.nn.Linear(2, 2))
+
+
+def test_correction_clicks_fall_on_errors_with_the_right_label():
+    truth = torch.zeros(3, 10, 10, dtype=torch.bool)
+    truth[:, 2:6, 2:6] = True
+    predicted = truth.clone()
+    predicted[0, 2:6, 2:4] = False  # row 0 misses part of the object: a positive click there
+    predicted[1, 7:9, 7:9] = True  # row 1 claims background: a negative click there
+    points, labels = sample_correction_clicks(predicted, truth, np.random.default_rng(0))  # row 2 is right
+    (x0, y0), (x1, y1), (x2, y2) = points[:, 0].int().tolist()
+    assert labels[:, 0].tolist() == [1, 0, 0]
+    assert 2 <= x0 < 4 and 2 <= y0 < 6 and 7 <= x1 < 9 and 7 <= y1 < 9 and not truth[2, y2, x2]
+
+
+def test_a_correction_click_trains_the_single_output_and_the_mask_prompt():
+    model = initialise_for_training_from_scratch(fresh_model())
+    batch = EdgeTamDataCollator(tiny_processor(), box_probability=0.0, seed=2)(shape_items(5, 2))
+    first = model(**batch)
+    corrected = corrected_prediction(model, batch, first, np.random.default_rng(0))
+    assert corrected.pred_masks.shape[2] == 1 and corrected.loss.ndim == 0
+    corrected.loss.backward()
+    for name in ("prompt_encoder.mask_embed.conv1.weight", "mask_decoder.output_hypernetworks_mlps.0.proj_out.weight"):
+        assert model.get_parameter(name).grad.abs().sum() > 0, name
+    assert model.vision_encoder.neck.convs[0].weight.grad.abs().sum() > 0  # through the shared image features
 
 
 def _write_ids(path, ids: np.ndarray) -> None:
