@@ -90,8 +90,9 @@ def main() -> None:
     parser.add_argument(
         "--correction-click",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also train on the first prompt plus one click on the errors (default: yes)",
+        default=False,
+        help="also train on the first prompt plus one click on the errors (default: no; the bundled "
+        "model was trained without, a full run with it was not finished)",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

@@ -302,3 +302,51 @@ def test_finetune_command_trains_checkpoints_and_resumes(tmp_path, capsys):
     capsys.readouterr()
     assert main(["finetune", str(data), "--out", str(tmp_path / "none"), "--resume"]) == 2
     assert "--resume: no checkpoint-N folder" in capsys.readouterr().err
+
+
+# ---- video clips --------------------------------------------------------------------------------
+
+
+def moving_discs_clip(num_frames: int, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(num_frames, 3, side, side) frames of a red and a blue disc drifting apart, the blue one
+    leaving the image on the last frame, and their (num_frames, 2, side, side) masks."""
+    ys, xs = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    frames, masks = [], []
+    for t in range(num_frames):
+        red = (xs - (30 + 6 * t)) ** 2 + (ys - 40) ** 2 < 15**2
+        blue_x = 90 - 8 * t if t < num_frames - 1 else -100  # gone on the last frame: occluded
+        blue = (xs - blue_x) ** 2 + (ys - 85) ** 2 < 18**2
+        frame = torch.full((3, side, side), -0.5)
+        frame[:, red] = torch.tensor([1.5, -1.0, -1.0])[:, None]
+        frame[:, blue] = torch.tensor([-1.0, -1.0, 1.5])[:, None]
+        frames.append(frame)
+        masks.append(torch.stack([red, blue]).float())
+    return torch.stack(frames), torch.stack(masks)
+
+
+def test_a_clip_loss_falls_and_reaches_the_memory_path():
+    from _video_tiny import TINY_IMAGE_SIZE as VIDEO_SIDE
+    from _video_tiny import tiny_model
+    from edgetam_hf.training.video_clip import clip_loss
+
+    frames, masks = moving_discs_clip(3, VIDEO_SIDE)
+    points = torch.tensor([[[30.0, 40.0]], [[90.0, 85.0]]])  # one click on each disc, first frame
+    point_labels = torch.ones(2, 1, dtype=torch.long)
+    torch.manual_seed(0)
+    model = tiny_model().train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
+    losses = []
+    for step in range(5):
+        loss = clip_loss(model, frames, masks, points, point_labels)
+        assert loss.focal.shape == loss.dice.shape == loss.object_score.shape == (3,)
+        optimizer.zero_grad()
+        loss.total.backward()
+        if step == 0:
+            reached = {name.split(".")[0] for name, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+            assert {"memory_attention", "memory_encoder", "spatial_perceiver", "object_pointer_proj"} <= reached, reached
+            assert "memory_temporal_positional_encoding" in reached and "vision_encoder" in reached
+        optimizer.step()
+        losses.append(loss.total.item())
+    assert losses[-1] < 0.8 * losses[0], losses
+    with pytest.raises(ValueError, match=r"labels must have shape \(3, num_objects"):
+        clip_loss(model, frames, masks[:2], points, point_labels)
