@@ -1,7 +1,6 @@
 """Batches for transformers' `Trainer` (or any loop): images + masks in, model inputs + labels out."""
 
 import numpy as np
-import torch
 
 from ..processing import EdgeTamProcessor
 from .prompts import sample_box_prompt, sample_click_prompt
