@@ -2,7 +2,7 @@
 
 import torch
 
-from _transformers_edgetam import randomise_
+from _reference import randomise_
 from edgetam_hf import EdgeTamConfig, EdgeTamModel
 
 TINY_IMAGE_SIZE = 256  # image embedding 16x16, masks 64x64

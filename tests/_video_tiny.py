@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from _transformers_edgetam import randomise_
+from _reference import randomise_
 from edgetam_hf.configuration import EdgeTamVideoConfig
 from edgetam_hf.modeling_video import EdgeTamVideoModel
 from edgetam_hf.video_processing import EdgeTamVideoProcessor
@@ -47,6 +47,12 @@ def tiny_video_config(**overrides) -> EdgeTamVideoConfig:
     )
     fields.update(overrides)
     return EdgeTamVideoConfig(**fields)
+
+
+def tiny_memory_config(**overrides) -> EdgeTamVideoConfig:
+    """The tiny config for the memory components on their own: mask prompts at 4x the feature
+    resolution (32x32 masks for 8x8 features) instead of the model's 16x."""
+    return tiny_video_config(mask_downsampler_total_stride=4, **overrides)
 
 
 @functools.cache
@@ -130,3 +136,26 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def write_mp4(path, frames, key_frame_interval: int = 4, fps: int = 10) -> None:
+    """(height, width, 3) uint8 frames -> an H.264 .mp4 (needs PyAV), a key frame every few frames
+    so that reading out of order seeks."""
+    import av
+
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        stream.codec_context.gop_size = key_frame_interval
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def decode_mp4(path) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]

@@ -12,6 +12,17 @@ install_torchvision_shim()
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
+# The tiers that follow from the fixtures a test needs (markers in pyproject.toml); tests that build
+# transformers' built-in EdgeTam as their reference carry @pytest.mark.parity themselves.
+_TIER_OF_FIXTURE = {"fixtures_dir": "parity", "media_dir": "integration", "export_folder": "integration"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for tier in {_TIER_OF_FIXTURE[name] for name in getattr(item, "fixturenames", ()) if name in _TIER_OF_FIXTURE}:
+            item.add_marker(tier)
+
+
 # (what was compared, max |difference|, tolerance) from the parity tests, printed after the run.
 _PARITY_FIGURES: list[tuple[str, float, float]] = []
 

@@ -1,6 +1,7 @@
 """The `edgetam-hf` command line end to end on a tiny model and tiny media: the files each
 subcommand writes, that they hold what the Python API computes, and one-line errors."""
 
+import io
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from _video_tiny import NUM_FRAMES, VIDEO_HEIGHT, VIDEO_WIDTH, object_centre, tiny_model, tiny_processor, video_frames
+from _video_tiny import NUM_FRAMES, VIDEO_HEIGHT, VIDEO_WIDTH, decode_mp4, object_centre, tiny_model, tiny_processor, video_frames, write_mp4
 from _video_tiny import model_folder, single_thread  # noqa: F401  (fixtures; single_thread is autouse)
 from edgetam_hf.cli import main
 from edgetam_hf.cli import models as cli_models
@@ -135,10 +136,10 @@ def test_segment_everything_writes_every_kept_mask(model_folder, frame_folder, t
 # ---------------------------------------------------------------------------- track
 
 
-def _api_labels(reverse: bool = False, start: int = 0, max_frames: int | None = None) -> dict[int, np.ndarray]:
+def _api_labels(reverse: bool = False, start: int = 0, max_frames: int | None = None, frames=None) -> dict[int, np.ndarray]:
     """What the CLI should write: the two objects prompted as `_prompts_for_two_objects(start)`."""
     model, processor = tiny_model(), tiny_processor()
-    session = processor.init_video_session(video_frames())
+    session = processor.init_video_session(video_frames() if frames is None else frames)
     processor.add_inputs_to_inference_session(session, start, 1, input_points=[[[object_centre(1, start)]]], input_labels=[[[1]]])
     processor.add_inputs_to_inference_session(session, start, 2, input_boxes=[[BOX_OF_OBJECT_2]])
     model(session, frame_idx=start)
@@ -190,26 +191,88 @@ def test_track_in_bfloat16_runs_under_autocast(model_folder, frame_folder, tmp_p
         assert set(np.unique(_indexed_png(out / f"{frame_idx:05d}.png"))) <= {0, 1, 2}
 
 
-@pytest.mark.skipif(not has_av(), reason="PyAV (the video extra) is not installed")
+needs_av = pytest.mark.skipif(not has_av(), reason="PyAV (the video extra) is not installed")
+
+
+@needs_av
 def test_track_an_mp4_writes_an_mp4_overlay(model_folder, tmp_path):
-    import av
-
     video_path = tmp_path / "clip.mp4"
-    with av.open(str(video_path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = VIDEO_WIDTH, VIDEO_HEIGHT, "yuv420p"
-        for frame in video_frames():
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
+    write_mp4(video_path, video_frames())
     out = tmp_path / "track_mp4"
     assert run_cli(["track", video_path, "--model", model_folder, "--out", out, *_prompts_for_two_objects()]) == 0
     assert sorted(path.name for path in out.glob("0*.png")) == [f"{i:05d}.png" for i in range(NUM_FRAMES)]
-    with av.open(str(out / "overlay.mp4")) as container:
-        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    frames = decode_mp4(out / "overlay.mp4")
     assert len(frames) == NUM_FRAMES and frames[0].shape == (VIDEO_HEIGHT, VIDEO_WIDTH, 3)
+
+
+@needs_av
+def test_track_stream_writes_what_the_api_computes(model_folder, tmp_path):
+    video_path = tmp_path / "clip.mp4"
+    write_mp4(video_path, video_frames())
+    out = tmp_path / "stream"
+    assert run_cli(["track", video_path, "--stream", "--model", model_folder, "--out", out, *_prompts_for_two_objects()]) == 0
+    expected = _api_labels(frames=decode_mp4(video_path))
+    for frame_idx in range(NUM_FRAMES):
+        np.testing.assert_array_equal(_indexed_png(out / f"{frame_idx:05d}.png"), expected[frame_idx])
+    lines = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+    assert lines[0]["objects"] == [1, 2] and [line["frame"] for line in lines[1:]] == list(range(NUM_FRAMES))
+    assert json.loads((out / "scores.json").read_text())["frames"] == lines[1:]
+    assert len(decode_mp4(out / "overlay.mp4")) == NUM_FRAMES
+
+
+class _Stdin:
+    def __init__(self, data: bytes):
+        self.buffer = io.BytesIO(data)
+
+
+@needs_av
+def test_track_stream_of_raw_frames_on_stdin_prompted_on_a_later_frame(model_folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", _Stdin(b"".join(frame.tobytes() for frame in video_frames())))
+    out = tmp_path / "stdin"
+    size = f"{VIDEO_WIDTH}x{VIDEO_HEIGHT}"
+    assert run_cli(["track", "-", "--stream", "--size", size, "--model", model_folder, "--out", out,
+                    "--frame", 1, *_prompts_for_two_objects(1)]) == 0
+    assert sorted(path.name for path in out.glob("0*.png")) == [f"{i:05d}.png" for i in range(1, NUM_FRAMES)]
+    assert len(decode_mp4(out / "overlay.mp4")) == NUM_FRAMES  # the frame before the prompt too
+
+
+@needs_av
+def test_ctrl_c_keeps_everything_written_so_far(model_folder, tmp_path, monkeypatch):
+    from edgetam_hf.cli import media
+
+    decoded = media.LiveSource.frames
+
+    def interrupted_after_three(source):
+        for index, frame in enumerate(decoded(source)):
+            if index == 3:
+                raise KeyboardInterrupt
+            yield frame
+
+    monkeypatch.setattr(media.LiveSource, "frames", interrupted_after_three)
+    video_path = tmp_path / "clip.mp4"
+    write_mp4(video_path, video_frames())
+    out = tmp_path / "interrupted"
+    assert run_cli(["track", video_path, "--stream", "--model", model_folder, "--out", out, *_prompts_for_two_objects()]) == 130
+    assert sorted(path.name for path in out.glob("0*")) == ["00000.png", "00001.png", "00002.png"]
+    assert [entry["frame"] for entry in json.loads((out / "scores.json").read_text())["frames"]] == [0, 1, 2]
+    assert len((out / "scores.jsonl").read_text().splitlines()) == 4
+    assert len(decode_mp4(out / "overlay.mp4")) == 3
+
+
+@pytest.mark.parametrize(
+    "argv, stdin, message",
+    [
+        (["-", "--stream"], b"", "--size WxH is needed"),
+        (["-", "--stream", "--size", "4x2"], bytes(24 + 5), "frame 1 on stdin has 5 bytes, a 4x2 RGB24 frame has 24"),
+        (["-", "--size", "4x2"], b"", "are for --stream"),
+        (["{video}", "--stream", "--reverse"], b"", "a stream is tracked forward"),
+    ],
+)
+def test_track_stream_bad_input(model_folder, frame_folder, tmp_path, monkeypatch, capsys, argv, stdin, message):
+    monkeypatch.setattr(sys, "stdin", _Stdin(stdin))
+    argv = [str(frame_folder) if arg == "{video}" else arg for arg in argv]
+    assert run_cli(["track", *argv, "--model", model_folder, "--out", tmp_path / "bad", "--point", "1,1"]) == 2
+    assert message in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------- demo

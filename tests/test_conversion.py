@@ -3,7 +3,7 @@ verification, its refusals (nothing written on failure) and the Hub upload (mock
 
 The fixture checkpoint (`$EDGETAM_FIXTURES/edgetam_random_seed0.pt`, Meta's key names, random
 weights) is converted once, verified, and the folder must reproduce the stored image outputs of
-Meta's code with the tolerance of tests/test_image_fixture_parity.py.
+Meta's code with the tolerance of tests/test_image_fixture_parity.py (both run `_reference.run_image_case`).
 """
 
 import hashlib
@@ -16,14 +16,14 @@ import torch
 from huggingface_hub import HfApi, ModelCard
 from safetensors import safe_open
 
+from _reference import run_image_case
 from edgetam_hf import EdgeTamModel, EdgeTamProcessor, EdgeTamVideoConfig
-from edgetam_hf import conversion
+from edgetam_hf.conversion import convert as convert_module
 from edgetam_hf.cli import main
 from edgetam_hf.conversion import Check, HubPushError, VerificationError, VerificationReport, convert_checkpoint, push_to_hub
 from edgetam_hf.modeling_video import EdgeTamVideoModel
 from edgetam_hf.weights import ORIGINAL_TO_OURS, read_original_checkpoint
 from edgetam_hf.numerics import LOGIT_ABSOLUTE, float32_tolerance
-from test_image_fixture_parity import _run_case
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Meta's SAM2Base: nn.Module.parameters(), i.e. without buffers (BatchNorm statistics and counters,
@@ -117,7 +117,7 @@ def test_folder_reproduces_the_fixture_image_outputs(case_index, converted, orac
     manifest, tensors = oracle
     case = manifest["image"]["cases"][case_index]
     model, processor, image, original_sizes, embeddings = folder_image_inputs
-    outputs = _run_case(case, tensors, model, processor, image, original_sizes, embeddings)
+    outputs = run_image_case(case, tensors, model, processor, image, original_sizes, embeddings)
 
     reference = tensors[f"{case['name']}/low_res_raw"]
     assert (outputs.pred_masks.reshape(reference.shape) - reference).abs().max().item() <= float32_tolerance(reference)
@@ -254,7 +254,7 @@ def test_a_file_without_the_model_entry_is_refused(tmp_path):
 
 def test_failed_verification_writes_nothing(checkpoint_path, tmp_path, monkeypatch):
     failing = VerificationReport("a prompt", [0.5, 0.5, 0.5], 1.0, [Check("folder vs mapped weights", 0.25, 1e-4)])
-    monkeypatch.setattr(conversion, "verify_folder", lambda *args: failing)
+    monkeypatch.setattr(convert_module, "verify_folder", lambda *args: failing)
     with pytest.raises(VerificationError, match="folder vs mapped weights: FAILED"):
         convert_checkpoint(checkpoint_path, tmp_path / "out", model="image", verify=True)
     assert _entries(tmp_path) == []
@@ -358,7 +358,7 @@ def recorded_verification(monkeypatch):
         verified.update(_folder_digest(Path(folder)))
         return VerificationReport("a prompt", [0.5, 0.5, 0.5], 1.0, [Check("folder vs mapped weights", 0.0, 1e-4)])
 
-    monkeypatch.setattr(conversion, "verify_folder", verify)
+    monkeypatch.setattr(convert_module, "verify_folder", verify)
     return verified
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from _reference import run_image_case
 from edgetam_hf import EdgeTamConfig, EdgeTamModel, EdgeTamProcessor
 from edgetam_hf.numerics import LOGIT_ABSOLUTE, float32_tolerance, max_abs_difference
 from edgetam_hf.weights import load_original_state_dict, read_original_checkpoint
@@ -39,36 +40,13 @@ def image_inputs(oracle, model):
     return processor, image, inputs["original_sizes"], embeddings
 
 
-def _prompt_kwargs(case: dict, tensors: dict) -> dict:
-    """The case's prompt in the processor's nested-list form: one image, one group per object."""
-    prompt = case["prompt"]
-    kwargs = {}
-    if prompt["boxes"] is not None:
-        kwargs["input_boxes"] = [prompt["boxes"]]
-    elif prompt["box"] is not None:
-        kwargs["input_boxes"] = [[prompt["box"]]]
-    if prompt["points"] is not None:
-        kwargs["input_points"] = [[prompt["points"]]]
-        kwargs["input_labels"] = [[prompt["labels"]]]
-    return kwargs
-
-
-def _run_case(case, tensors, model, processor, image, original_sizes, embeddings):
-    prompts = processor(images=image, return_tensors="pt", **_prompt_kwargs(case, tensors))
-    model_kwargs = {key: prompts[key] for key in ("input_points", "input_labels", "input_boxes") if key in prompts}
-    if case["prompt"]["mask_from"] is not None:
-        model_kwargs["input_masks"] = tensors[f"{case['name']}/in_mask_input"][None]  # (1, 1, 256, 256)
-    with torch.no_grad():
-        return model(image_embeddings=embeddings, multimask_output=case["multimask_output"], **model_kwargs)
-
-
 @pytest.mark.parametrize("case_index", range(6))
 def test_image_case_matches_original(case_index, oracle, model, image_inputs, parity_figures):
     manifest, tensors = oracle
     case = manifest["image"]["cases"][case_index]
     name = case["name"]
     processor, image, original_sizes, embeddings = image_inputs
-    outputs = _run_case(case, tensors, model, processor, image, original_sizes, embeddings)
+    outputs = run_image_case(case, tensors, model, processor, image, original_sizes, embeddings)
 
     # The original returns one row per box of a batched call; we return one object per box.
     reference = tensors[f"{name}/low_res_raw"]

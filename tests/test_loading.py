@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from _transformers_edgetam import randomised_transformers_edgetam, require_transformers_edgetam
+from _reference import randomised_transformers_edgetam, require_transformers_edgetam, transformers_video_model
 from edgetam_hf import EdgeTamConfig, EdgeTamModel, EdgeTamVideoConfig
 from edgetam_hf.loading import TENSOR_ALIGNMENT_BYTES
 from edgetam_hf.modeling_video import EdgeTamVideoModel
@@ -108,6 +108,7 @@ def test_a_config_transformers_cannot_express_keeps_our_vocabulary(tmp_path):
     assert _architecture(EdgeTamConfig.from_pretrained(tmp_path).to_dict()) == _architecture(config.to_dict())
 
 
+@pytest.mark.parity
 def test_transformers_reads_our_config(video_folder, image_folder):
     require_transformers_edgetam()
     import transformers
@@ -167,6 +168,7 @@ def test_configs_of_other_models_are_refused(config_dict, message, tmp_path):
 # ---------------------------------------------------------------------------- transformers <-> ours
 
 
+@pytest.mark.parity
 @torch.no_grad()
 def test_transformers_image_folder_loads_into_ours_with_equal_outputs(tmp_path):
     reference = randomised_transformers_edgetam()
@@ -189,24 +191,13 @@ def _assert_same_box_outputs(found, expected) -> None:
         assert_same_logits(getattr(found_outputs, name), getattr(expected_outputs, name), msg=name)
 
 
-def _transformers_video_model():
-    """transformers' EdgeTamVideoModel with EdgeTAM's configuration and its random init."""
-    require_transformers_edgetam()
-    import transformers
-
-    config = transformers.EdgeTamVideoConfig(
-        vision_config={"model_type": "edgetam_vision_model", "backbone_config": dict(REPVIT_M1_BACKBONE)},
-        # EdgeTAM's checkpoint has neither (transformers' defaults enable both).
-        enable_occlusion_spatial_embedding=False,
-        enable_temporal_pos_encoding_for_object_pointers=False,
-    )
-    torch.manual_seed(0)
-    return transformers.EdgeTamVideoModel(config).eval()
-
-
+@pytest.mark.parity
 @torch.no_grad()
 def test_transformers_video_folder_loads_into_ours_with_equal_outputs(tmp_path):
-    reference = _transformers_video_model()
+    # EdgeTAM's checkpoint has neither (transformers' defaults enable both).
+    reference = transformers_video_model(
+        enable_occlusion_spatial_embedding=False, enable_temporal_pos_encoding_for_object_pointers=False
+    )
     reference.save_pretrained(tmp_path)
     ours = EdgeTamVideoModel.from_pretrained(tmp_path)
     expected_config = _architecture(EdgeTamVideoConfig().to_dict())
@@ -227,6 +218,7 @@ def test_transformers_video_folder_loads_into_ours_with_equal_outputs(tmp_path):
     _assert_same_tensors(image_model.state_dict(), {name: reference.state_dict()[name] for name in image_model.state_dict()})
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("kind", ["image", "video"])
 def test_our_folders_load_into_transformers_with_no_missing_or_unexpected_keys(kind, image_folder, video_folder):
     require_transformers_edgetam()

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from _transformers_edgetam import randomise_, randomised_transformers_edgetam
+from _reference import randomise_, randomised_transformers_edgetam
 from edgetam_hf.configuration import EdgeTamMaskDecoderConfig, EdgeTamPromptEncoderConfig
 from edgetam_hf.mask_decoder import EdgeTamMaskDecoder, select_single_mask_by_stability, stability_scores
 from edgetam_hf.prompt_encoder import EdgeTamPromptEncoder
@@ -186,6 +186,7 @@ def images():
     return embeddings, high_resolution
 
 
+@pytest.mark.parity
 def test_state_dict_names_and_shapes_are_transformers(heads):
     _, decoder, reference = heads
     assert {name: tensor.shape for name, tensor in decoder.state_dict().items()} == {
@@ -230,6 +231,7 @@ def _decode_both(heads, images, prompts: dict, multimask_output: bool):
     return ours, expected
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("multimask_output", [True, False])
 @pytest.mark.parametrize("kind", ["points", "boxes", "box_and_points", "mask_and_points"])
 def test_matches_transformers(heads, images, kind, multimask_output):
@@ -240,6 +242,7 @@ def test_matches_transformers(heads, images, kind, multimask_output):
         assert_same_float32(value, expected_value, msg=name)
 
 
+@pytest.mark.parity
 def test_stability_fallback_matches_transformers(heads, images):
     prompt_encoder, decoder, reference = heads
     state = {name: tensor.clone() for name, tensor in decoder.state_dict().items()}

@@ -25,11 +25,11 @@ from transformers import (
 
 import edgetam_hf
 from edgetam_hf import EdgeTamConfig, EdgeTamImageProcessor, EdgeTamModel, EdgeTamProcessor, EdgeTamVideoConfig
-from edgetam_hf import mask_generation
+from edgetam_hf import host_memory, mask_generation, masks_and_boxes
 from edgetam_hf.weights import load_original_state_dict, read_original_checkpoint
 from _image_tiny import TINY_IMAGE_SIZE, tiny_config, tiny_image_model
 from _tolerance import assert_same_logits
-from _transformers_edgetam import require_transformers_edgetam
+from _reference import require_transformers_edgetam
 
 # Random weights predict IoUs of ~0.3-0.55 and noisy masks: the original's filters (0.8, 0.95)
 # would keep nothing, so the tests lower them.
@@ -97,6 +97,7 @@ def test_auto_classes_find_our_classes_by_our_model_types():
     assert PROCESSOR_MAPPING[EdgeTamVideoConfig] is EdgeTamVideoProcessor
 
 
+@pytest.mark.parity
 def test_transformers_own_models_keep_their_classes():
     """Our classes share names with transformers' (EdgeTamConfig, EdgeTamModel); the registries
     must still map transformers' config classes and model types to transformers' classes."""
@@ -265,7 +266,7 @@ def test_crops_n_layers_is_honoured(tiny_generator, monkeypatch):
     crop_boxes = {tuple(rle["crop_box"]) for rle in outputs["rle_mask"]}
     assert crop_boxes - {(0, 0, image.width, image.height)}, "no mask comes from a crop"
     for mask, rle in zip(outputs["masks"], outputs["rle_mask"]):
-        assert isinstance(rle["counts"], list) and torch.equal(mask_generation.rle_to_mask(rle), mask)
+        assert isinstance(rle["counts"], list) and torch.equal(masks_and_boxes.rle_to_mask(rle), mask)
         x0, y0, x1, y1 = rle["crop_box"]
         assert not mask[:y0].any() and not mask[y1:].any() and not mask[:, :x0].any() and not mask[:, x1:].any()
 
@@ -279,6 +280,7 @@ def test_crop_boxes_follow_the_original():
     assert layers == [0, 1, 1, 1, 1]
 
 
+@pytest.mark.parity
 def test_point_grid_spans_the_square_model_input_of_a_non_square_image():
     """The original scales x by 1024 / width and y by 1024 / height (SAM 2 resizes to a square);
     transformers' Sam2 helper scales both as for SAM's longest-side resize."""
@@ -342,19 +344,19 @@ def test_non_maximum_suppression_matches_its_definition():
         boxes = torch.cat([corner, corner + torch.randint(1, 30, (30, 2), generator=generator)], dim=1).float()
         scores = torch.randint(0, 8, (30,), generator=generator).float() / 8  # ties keep input order
         for threshold in (0.3, 0.7):
-            assert torch.equal(mask_generation.non_maximum_suppression(boxes, scores, threshold), _reference_nms(boxes, scores, threshold))
+            assert torch.equal(masks_and_boxes.non_maximum_suppression(boxes, scores, threshold), _reference_nms(boxes, scores, threshold))
 
 
 def test_run_length_encoding_round_trips_in_coco_order():
     masks = torch.zeros(3, 2, 3, dtype=torch.bool)
     masks[0, :, 1] = True  # column-major: 0 0 | 1 1 | 0 0
     masks[1] = True
-    rles = [mask_generation.rle_with_list_counts(rle) for rle in mask_generation.masks_to_rle(masks)]
+    rles = [masks_and_boxes.rle_with_list_counts(rle) for rle in masks_and_boxes.masks_to_rle(masks)]
     assert [rle["counts"] for rle in rles] == [[2, 2, 2], [0, 6], [6]]
     generator = torch.Generator().manual_seed(0)
     noisy = torch.rand(4, 7, 5, generator=generator) > 0.5
-    for rle, mask in zip(mask_generation.masks_to_rle(noisy), noisy):
-        assert torch.equal(mask_generation.rle_to_mask(rle), mask)
+    for rle, mask in zip(masks_and_boxes.masks_to_rle(noisy), noisy):
+        assert torch.equal(masks_and_boxes.rle_to_mask(rle), mask)
 
 
 # ------------------------------------------------------------------------------ unusual images
@@ -381,12 +383,12 @@ def test_huge_image_masks_beyond_available_memory_are_a_clear_error(monkeypatch)
     """A 10000x10000 image: 64 points x 3 masks at image size are 72 GiB of float32. Past the memory
     available, post_process_masks refuses before allocating and says what to lower."""
     processor = EdgeTamImageProcessor()
-    monkeypatch.setattr(mask_generation, "available_memory_bytes", lambda device: 8 * 2**30)
+    monkeypatch.setattr(host_memory, "available_memory_bytes", lambda device: 8 * 2**30)
     logits = torch.zeros(1, 64, 3, 256, 256)
     with pytest.raises(ValueError, match="points_per_batch"):
         processor.post_process_masks(logits, [(10000, 10000)], binarize=False)
     # one point at a time (3 masks, 1.1 GiB) fits in the same 8 GiB
-    check = mask_generation.check_room_for_upsampled_masks
+    check = host_memory.check_room_for_upsampled_masks
     check(logits[0, :1], (10000, 10000))
 
 

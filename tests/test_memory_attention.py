@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from _video_reference import randomize_parameters_, set_attn_implementation, tiny_video_config, transformers_component
+from _reference import randomise_, set_attn_implementation, transformers_component
+from _video_tiny import tiny_memory_config
 from edgetam_hf.configuration import EdgeTamVideoConfig
 from edgetam_hf.memory_attention import EdgeTamMemoryAttention, rotate_memory_keys
 from edgetam_hf.memory_encoder import EdgeTamMemoryEncoder
@@ -31,6 +32,7 @@ def test_default_config_has_the_original_parameter_count():
     assert sum(parameter.numel() for parameter in attention.parameters()) == 2_961_408
 
 
+@pytest.mark.parity
 def test_state_dict_names_and_shapes_are_transformers():
     reference = transformers_component("memory_attention")
     ours = EdgeTamMemoryAttention(EdgeTamVideoConfig())
@@ -40,6 +42,7 @@ def test_state_dict_names_and_shapes_are_transformers():
 
 
 # Two objects only with SDPA: eager materialises a 4096x4096 score matrix per object.
+@pytest.mark.parity
 @pytest.mark.parametrize("num_objects, implementation", [(1, "sdpa"), (1, "eager"), (2, "sdpa")])
 def test_matches_transformers_builtin(num_objects, implementation):
     reference = transformers_component("memory_attention", implementation, seed=7)
@@ -66,7 +69,7 @@ def test_matches_transformers_builtin(num_objects, implementation):
 @pytest.mark.parametrize("num_objects", [1, 3, 8])
 @pytest.mark.parametrize("num_memories, num_pointer_tokens", [(1, 0), (2, 3)])
 def test_sdpa_and_eager_agree_for_any_number_of_objects(num_objects, num_memories, num_pointer_tokens):
-    attention = randomize_parameters_(EdgeTamMemoryAttention(tiny_video_config()), seed=1).eval()
+    attention = randomise_(EdgeTamMemoryAttention(tiny_memory_config()), 1).eval()
     inputs = _inputs(num_objects, 32, 8, 16, num_memories, 8, num_pointer_tokens, seed=num_objects)
     with torch.no_grad():
         sdpa = set_attn_implementation(attention, "sdpa")(*inputs, num_memories, num_pointer_tokens)
@@ -78,7 +81,7 @@ def test_sdpa_and_eager_agree_for_any_number_of_objects(num_objects, num_memorie
 
 
 def test_dropout_only_in_training():
-    attention = randomize_parameters_(EdgeTamMemoryAttention(tiny_video_config()), seed=2)
+    attention = randomise_(EdgeTamMemoryAttention(tiny_memory_config()), 2)
     inputs = _inputs(2, 32, 8, 16, 2, 8, 3)
     with torch.no_grad():
         attention.eval()
@@ -125,10 +128,10 @@ def test_memory_keys_rotate_only_the_2d_latents():
 
 
 def test_reads_the_memories_the_encoder_and_perceiver_write():
-    config = tiny_video_config()
-    encoder = randomize_parameters_(EdgeTamMemoryEncoder(config), seed=3).eval()
-    perceiver = randomize_parameters_(EdgeTamPerceiverResampler(config), seed=4).eval()
-    attention = randomize_parameters_(EdgeTamMemoryAttention(config), seed=5).eval()
+    config = tiny_memory_config()
+    encoder = randomise_(EdgeTamMemoryEncoder(config), 3).eval()
+    perceiver = randomise_(EdgeTamPerceiverResampler(config), 4).eval()
+    attention = randomise_(EdgeTamMemoryAttention(config), 5).eval()
     generator = torch.Generator().manual_seed(0)
     frames = [torch.randn(3, 32, 8, 8, generator=generator) for _ in range(2)]  # 2 frames, 3 objects
     with torch.no_grad():

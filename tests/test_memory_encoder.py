@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from _video_reference import randomize_parameters_, tiny_video_config, transformers_component
+from _reference import randomise_, transformers_component
+from _video_tiny import tiny_memory_config
 from edgetam_hf.configuration import EdgeTamVideoConfig
 from edgetam_hf.memory_encoder import EdgeTamMemoryEncoder
 from _tolerance import assert_same_float32
@@ -13,6 +14,7 @@ def test_default_config_has_the_original_parameter_count():
     assert sum(parameter.numel() for parameter in encoder.parameters()) == 1_384_608
 
 
+@pytest.mark.parity
 def test_state_dict_names_and_shapes_are_transformers():
     reference = transformers_component("memory_encoder")
     ours = EdgeTamMemoryEncoder(EdgeTamVideoConfig())
@@ -21,6 +23,7 @@ def test_state_dict_names_and_shapes_are_transformers():
     }
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("binarize", [False, True])
 def test_matches_transformers_builtin(binarize):
     reference = transformers_component("memory_encoder", seed=3)
@@ -41,7 +44,7 @@ def test_matches_transformers_builtin(binarize):
 
 
 def test_prepare_mask_maps_logits_into_the_trained_range():
-    encoder = EdgeTamMemoryEncoder(tiny_video_config())
+    encoder = EdgeTamMemoryEncoder(tiny_memory_config())
     logits = torch.tensor([-1000.0, -0.5, 0.0, 0.5, 1000.0])
     torch.testing.assert_close(encoder.prepare_mask(logits), torch.sigmoid(logits) * 20 - 10)
     assert encoder.prepare_mask(logits, binarize=True).tolist() == [-10.0, -10.0, -10.0, 10.0, 10.0]
@@ -49,7 +52,7 @@ def test_prepare_mask_maps_logits_into_the_trained_range():
 
 @pytest.mark.parametrize("num_objects", [1, 3, 8])
 def test_objects_are_encoded_independently(num_objects):
-    encoder = randomize_parameters_(EdgeTamMemoryEncoder(tiny_video_config())).eval()
+    encoder = randomise_(EdgeTamMemoryEncoder(tiny_memory_config())).eval()
     generator = torch.Generator().manual_seed(num_objects)
     vision_features = torch.randn(num_objects, 32, 8, 8, generator=generator)
     mask_logits = torch.randn(num_objects, 1, 32, 32, generator=generator)

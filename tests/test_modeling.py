@@ -7,7 +7,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from edgetam_hf import EdgeTamConfig, EdgeTamModel, EdgeTamProcessor
 from _image_tiny import TINY_IMAGE_SIZE, tiny_image_model
-from _transformers_edgetam import randomised_transformers_edgetam
+from _reference import randomised_transformers_edgetam
 from _tolerance import assert_same_float32, assert_same_logits
 
 
@@ -171,6 +171,7 @@ def test_pixel_values_and_embeddings_are_exclusive(tiny_model):
         tiny_model(input_points=_points([[[[1.0, 1.0]]]]))
 
 
+@pytest.mark.parity
 @torch.no_grad()
 def test_transformers_checkpoint_loads_and_gives_the_same_outputs():
     """A state dict of transformers' EdgeTamModel loads into ours with no missing or unexpected key,

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from _video_reference import randomize_parameters_, set_attn_implementation, tiny_video_config, transformers_component
+from _reference import randomise_, set_attn_implementation, transformers_component
+from _video_tiny import tiny_memory_config
 from edgetam_hf.configuration import EdgeTamVideoConfig
 from edgetam_hf.perceiver import EdgeTamPerceiverResampler
 from edgetam_hf.position_encoding import SinePositionEncoding
@@ -21,6 +22,7 @@ def test_default_config_has_the_original_parameter_count():
     assert sum(parameter.numel() for parameter in perceiver.parameters()) == 230_784
 
 
+@pytest.mark.parity
 def test_state_dict_names_and_shapes_are_transformers():
     reference = transformers_component("spatial_perceiver")
     ours = EdgeTamPerceiverResampler(EdgeTamVideoConfig())
@@ -29,6 +31,7 @@ def test_state_dict_names_and_shapes_are_transformers():
     }
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("implementation", ["sdpa", "eager"])
 def test_one_object_matches_transformers_builtin(implementation):
     # transformers' perceiver equals the original's bit for bit on CPU for one object (checked
@@ -46,7 +49,7 @@ def test_one_object_matches_transformers_builtin(implementation):
 
 
 def test_three_objects_equal_one_at_a_time_at_edgetam_size():
-    perceiver = randomize_parameters_(EdgeTamPerceiverResampler(EdgeTamVideoConfig()), seed=1).eval()
+    perceiver = randomise_(EdgeTamPerceiverResampler(EdgeTamVideoConfig()), 1).eval()
     memory_features, memory_position = _memory_map(3, 64, 64, seed=1)
     with torch.no_grad():
         output = perceiver(memory_features, memory_position)
@@ -61,7 +64,7 @@ def test_three_objects_equal_one_at_a_time_at_edgetam_size():
 
 @pytest.mark.parametrize("num_objects", [1, 3, 8])
 def test_sdpa_and_eager_agree_for_any_number_of_objects(num_objects):
-    perceiver = randomize_parameters_(EdgeTamPerceiverResampler(tiny_video_config()), seed=2).eval()
+    perceiver = randomise_(EdgeTamPerceiverResampler(tiny_memory_config()), 2).eval()
     memory_features, memory_position = _memory_map(num_objects, 16, 8, seed=num_objects)
     with torch.no_grad():
         sdpa = set_attn_implementation(perceiver, "sdpa")(memory_features, memory_position)
@@ -73,7 +76,7 @@ def test_sdpa_and_eager_agree_for_any_number_of_objects(num_objects):
 
 
 def test_a_2d_latent_sees_only_its_window():
-    perceiver = randomize_parameters_(EdgeTamPerceiverResampler(tiny_video_config()), seed=3).eval()
+    perceiver = randomise_(EdgeTamPerceiverResampler(tiny_memory_config()), 3).eval()
     memory_features, memory_position = _memory_map(1, 16, 8)
     changed = memory_features.clone()
     changed[:, :, 4:, :4] += 1.0  # the bottom-left of the 2x2 windows
@@ -87,7 +90,7 @@ def test_a_2d_latent_sees_only_its_window():
 
 @pytest.mark.parametrize("num_latents, num_latents_2d", [(0, 4), (4, 0)])
 def test_either_set_of_latents_can_be_left_out(num_latents, num_latents_2d):
-    config = tiny_video_config(perceiver_resampler_num_latents=num_latents, perceiver_resampler_num_latents_2d=num_latents_2d)
+    config = tiny_memory_config(perceiver_resampler_num_latents=num_latents, perceiver_resampler_num_latents_2d=num_latents_2d)
     perceiver = EdgeTamPerceiverResampler(config).eval()
     assert ("latents_1d" in perceiver.state_dict(), "latents_2d" in perceiver.state_dict()) == (num_latents > 0, num_latents_2d > 0)
     with torch.no_grad():
@@ -96,7 +99,7 @@ def test_either_set_of_latents_can_be_left_out(num_latents, num_latents_2d):
 
 
 def test_memory_map_must_split_into_equal_windows():
-    perceiver = EdgeTamPerceiverResampler(tiny_video_config())
+    perceiver = EdgeTamPerceiverResampler(tiny_memory_config())
     memory_features, memory_position = _memory_map(1, 16, 7)
     with pytest.raises(ValueError, match="equal windows"):
         perceiver(memory_features, memory_position)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from _transformers_edgetam import randomise_, randomised_transformers_edgetam
+from _reference import randomise_, randomised_transformers_edgetam
 from edgetam_hf.configuration import EdgeTamPromptEncoderConfig
 from edgetam_hf.prompt_encoder import EdgeTamPromptEncoder
 from _tolerance import assert_same_float32
@@ -82,6 +82,7 @@ def prompt_encoders():
     return ours, reference
 
 
+@pytest.mark.parity
 def test_state_dict_names_and_shapes_are_transformers(prompt_encoders):
     ours, reference = prompt_encoders
     assert {name: tensor.shape for name, tensor in ours.state_dict().items()} == {
@@ -98,6 +99,7 @@ def _points_and_labels(generator):
     return points, labels
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("with_masks", [False, True])
 def test_points_with_padding_labels_and_masks_match_transformers(prompt_encoders, with_masks):
     ours, reference = prompt_encoders
@@ -113,6 +115,7 @@ def test_points_with_padding_labels_and_masks_match_transformers(prompt_encoders
     assert_same_float32(dense, expected_dense)
 
 
+@pytest.mark.parity
 def test_boxes_match_transformers(prompt_encoders):
     ours, reference = prompt_encoders
     boxes = torch.sort(torch.rand(2, 3, 2, 2, generator=torch.Generator().manual_seed(2)) * 1023, dim=2).values
@@ -124,6 +127,7 @@ def test_boxes_match_transformers(prompt_encoders):
     assert_same_float32(sparse, expected_sparse)
 
 
+@pytest.mark.parity
 def test_box_and_points_match_transformers_up_to_token_order(prompt_encoders):
     ours, reference = prompt_encoders
     generator = torch.Generator().manual_seed(3)
@@ -137,6 +141,7 @@ def test_box_and_points_match_transformers_up_to_token_order(prompt_encoders):
     assert_same_float32(reordered, expected_sparse)
 
 
+@pytest.mark.parity
 def test_image_positional_embeddings_match_transformers():
     reference = randomised_transformers_edgetam()
     ours = EdgeTamPromptEncoder(EdgeTamPromptEncoderConfig()).eval()

@@ -4,7 +4,7 @@ streamed tracking, mask prompts, corrections, memory precision, feature cache, d
 import pytest
 import torch
 
-from _video_reference import _transformers_video_model
+from _reference import transformers_video_model
 from _video_tiny import NUM_FRAMES, VIDEO_HEIGHT, VIDEO_WIDTH, object_centre, tiny_model, video_frames
 from _video_tiny import model, processor, single_thread  # noqa: F401  (fixtures)
 from edgetam_hf.configuration import EdgeTamVideoConfig
@@ -36,7 +36,7 @@ def test_default_config_matches_the_original_checkpoint():
 
 
 def test_state_dict_names_and_shapes_are_transformers():
-    reference = _transformers_video_model()
+    reference = transformers_video_model()
     # transformers' defaults switch on two parts EdgeTAM's checkpoint does not have
     ours = EdgeTamVideoModel(
         EdgeTamVideoConfig(enable_occlusion_spatial_embedding=True, enable_temporal_pos_encoding_for_object_pointers=True)
@@ -274,13 +274,26 @@ def test_memory_in_float32_or_bfloat16(model, processor):
     torch.testing.assert_close(bf16[NUM_FRAMES - 1], fp32[NUM_FRAMES - 1], rtol=0, atol=0.5)  # ... a little
 
 
-def test_feature_cache_is_bounded_and_frames_stay_on_their_device(model, processor):
-    session = _session(processor, max_vision_features_cache_size=2, video_storage_device="cpu")
+def test_feature_cache_is_bounded(model, processor):
+    session = _session(processor, max_vision_features_cache_size=2)
     _click(processor, session, 0, 1)
     model(session, frame_idx=0)
     list(model.propagate_in_video_iterator(session))
     assert session.num_cached_frames == 2
-    assert all(frame.device.type == "cpu" for frame in session.frames.values())
+
+
+def test_frames_are_stored_on_the_storage_device_in_the_storage_dtype(processor):
+    # "meta" stands in for a device other than the inference one, so that this can fail on a
+    # CPU-only run: the frames go there without being read.
+    session = _session(processor, video_storage_device="meta")
+    assert all(session.stored_frame_device(t).type == "meta" for t in range(NUM_FRAMES))
+    # Frames stored in bfloat16 are handed to the model in float32 on the inference device.
+    session = _session(processor, dtype=torch.bfloat16)
+    stored = processor.preprocess_frames(video_frames())["pixel_values"]
+    frame = session.get_frame(2)
+    assert frame.dtype == torch.float32 and frame.device == session.inference_device
+    assert frame.equal(stored[2:3].to(torch.bfloat16).float())
+    assert not frame.equal(stored[2:3])
 
 
 def test_hole_filling_follows_the_config(processor):

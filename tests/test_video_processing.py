@@ -1,6 +1,9 @@
 """EdgeTamVideoProcessor: frames preprocessed as the original video loader does, prompts in the
 model's coordinates, mask prompts resized as `add_new_mask` does."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -9,21 +12,12 @@ from PIL import Image
 
 from _video_tiny import TINY_IMAGE_SIZE, VIDEO_HEIGHT, VIDEO_WIDTH, tiny_processor, video_frames
 from _video_tiny import single_thread  # noqa: F401  (an autouse fixture)
+from edgetam_hf.video.frame_source import FolderFrames
 from edgetam_hf.video_processing import EdgeTamVideoProcessor
 
-MEAN = torch.tensor([0.485, 0.456, 0.406], dtype=torch.float32)[:, None, None]
-STD = torch.tensor([0.229, 0.224, 0.225], dtype=torch.float32)[:, None, None]
-
-
-def original_frame_pixels(frame: np.ndarray, side: int) -> torch.Tensor:
-    """sam2.utils.misc._load_img_as_tensor + normalisation: PIL bicubic resize of the uint8 frame,
-    / 255 in float64, stored as float32, then -= mean and /= std in float32."""
-    resized = np.array(Image.fromarray(frame).convert("RGB").resize((side, side)))
-    pixels = torch.zeros(3, side, side, dtype=torch.float32)
-    pixels[:] = torch.from_numpy(resized / 255.0).permute(2, 0, 1)
-    pixels -= MEAN
-    pixels /= STD
-    return pixels
+# ImageNet's mean and std, written out here rather than imported from the code under test.
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +25,41 @@ def processor():
     return tiny_processor()
 
 
-def test_frames_are_preprocessed_as_the_original_video_loader():
-    frames = video_frames()[:2]
-    encoding = EdgeTamVideoProcessor().preprocess_frames(frames)
-    assert encoding["pixel_values"].shape == (2, 3, 1024, 1024)
-    assert encoding["original_sizes"].tolist() == [[VIDEO_HEIGHT, VIDEO_WIDTH]] * 2
-    for pixels, frame in zip(encoding["pixel_values"], frames):
-        assert torch.equal(pixels, original_frame_pixels(frame, 1024))
+def test_a_plain_frame_is_normalised_from_its_uint8_values():
+    colour = (200, 17, 90)
+    frame = np.broadcast_to(np.array(colour, dtype=np.uint8), (VIDEO_HEIGHT, VIDEO_WIDTH, 3))
+    encoding = EdgeTamVideoProcessor().preprocess_frames([frame])
+    assert encoding["pixel_values"].shape == (1, 3, 1024, 1024)
+    assert encoding["original_sizes"].tolist() == [[VIDEO_HEIGHT, VIDEO_WIDTH]]
+    for channel, value in enumerate(colour):
+        # / 255 in float64, stored as float32, then normalised in float32 (the original's order)
+        unit = np.float32(value / 255.0)
+        expected = (unit - np.float32(MEAN[channel])) / np.float32(STD[channel])
+        assert torch.all(encoding["pixel_values"][0, channel] == torch.tensor(expected))
+
+
+def test_frames_are_resized_bicubic_on_uint8():
+    """The original resizes the uint8 frame with PIL's default (bicubic) filter: values stay on the
+    uint8 grid, and a sharp edge rings past its two colours (a bilinear resize never does)."""
+    frame = np.full((VIDEO_HEIGHT, VIDEO_WIDTH, 3), 60, dtype=np.uint8)
+    frame[:, VIDEO_WIDTH // 2 :] = 190
+    pixels = EdgeTamVideoProcessor().preprocess_frames([frame])["pixel_values"][0, 0].double()
+    uint8_values = (pixels * STD[0] + MEAN[0]) * 255
+    assert torch.allclose(uint8_values, uint8_values.round(), atol=1e-3)
+    assert uint8_values.min() < 59.5 and uint8_values.max() > 190.5
+
+
+@pytest.mark.skipif(not os.environ.get("EDGETAM_FIXTURES"), reason="EDGETAM_FIXTURES is not set")
+def test_the_fixture_frames_decode_as_the_original_decoded_them(processor):
+    from safetensors import safe_open
+
+    fixtures = Path(os.environ["EDGETAM_FIXTURES"]) / "original_seed0"
+    with safe_open(str(fixtures / "oracle.safetensors"), "pt") as oracle:
+        decoded = oracle.get_tensor("input/video_frames_decoded_uint8")
+    reader = FolderFrames(fixtures / "frames")
+    assert len(reader) == len(decoded)
+    for index, expected in enumerate(decoded):
+        assert np.array_equal(np.asarray(reader.read(index)), expected.numpy())
 
 
 def test_a_folder_of_jpegs_a_list_and_an_array_give_the_same_frames(processor, tmp_path):
@@ -94,7 +116,11 @@ def test_mask_prompt_resized_as_the_original(processor):
     assert torch.equal(session.objects[3].mask_prompts[0], (expected >= 0.5).float())
 
 
-def test_streamed_frames_are_preprocessed_like_a_whole_video(processor):
-    frame = video_frames()[0]
-    streamed = processor(images=frame)["pixel_values"]
-    assert torch.equal(streamed[0], processor.preprocess_frames([frame])["pixel_values"][0])
+def test_streamed_frames_are_preprocessed_like_a_video_read_from_files(processor, tmp_path):
+    frames = video_frames()[:2]
+    for index, frame in enumerate(frames):
+        Image.fromarray(frame).save(tmp_path / f"{index:05d}.png")  # lossless
+    session = processor.init_video_session(str(tmp_path))
+    for index, frame in enumerate(frames):
+        streamed = processor(images=frame)["pixel_values"]
+        assert torch.equal(streamed, session.get_frame(index))

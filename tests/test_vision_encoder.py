@@ -121,6 +121,7 @@ def test_default_config_parameters_and_key_layout():
 # ----------------------------------------------------------------------------- parity tier
 
 
+@pytest.mark.parity
 def test_trunk_matches_timm_repvit_m1():
     timm = pytest.importorskip("timm")
     reference = randomise_(timm.create_model("repvit_m1", features_only=True, pretrained=False), seed=1)
@@ -135,6 +136,7 @@ def test_trunk_matches_timm_repvit_m1():
     assert_tuples_close(actual, expected)
 
 
+@pytest.mark.parity
 def test_fuse_matches_timm_repvit_fuse():
     timm = pytest.importorskip("timm")
     # `features_only` models have no fuse(); take the classifier model, whose trunk is the same.
@@ -169,6 +171,7 @@ def transformers_vision_model():
     return randomise_(transformers.EdgeTamVisionModel(config.vision_config), seed=2)
 
 
+@pytest.mark.parity
 def test_default_config_parameter_count_equals_transformers(transformers_vision_model):
     reference_count = sum(p.numel() for p in transformers_vision_model.parameters())
     assert reference_count == RELEASED_NUM_PARAMETERS
@@ -176,6 +179,7 @@ def test_default_config_parameter_count_equals_transformers(transformers_vision_
     assert sum(p.numel() for p in encoder.parameters()) == reference_count
 
 
+@pytest.mark.parity
 def test_matches_transformers_edgetam_vision_model(transformers_vision_model):
     reference_state = transformers_vision_model.state_dict()
     encoder = EdgeTamVisionEncoder(EdgeTamVisionConfig()).eval()

@@ -5,14 +5,17 @@ facebookresearch/EdgeTAM): a RepViT-M1 trunk with an FPN neck, the SAM 2 prompt 
 decoder, and for video the memory encoder, the 2D spatial perceiver and RoPE memory attention.
 
 The field names mirror transformers' `EdgeTamConfig` / `EdgeTamVideoConfig` so that a config.json
-written by transformers can be read field by field (see `loading.py` for the translation of the
+written by transformers can be read field by field (see `config_format.py` for the translation of the
 parts that differ: transformers describes the trunk as a `timm_wrapper` backbone config, and
 memory attention's RoPE as `rope_parameters`).
 """
 
+import dataclasses
+
 from huggingface_hub.dataclasses import strict
 from transformers.configuration_utils import PreTrainedConfig
 
+from .config_format import config_dict_for, without_model_type_warning, write_config_json
 from .remote_code import WritesItsOwnAutoMap, write_classes_file
 
 
@@ -133,18 +136,14 @@ class EdgeTamConfig(WritesItsOwnAutoMap, PreTrainedConfig):
 
     @classmethod
     def from_dict(cls, config_dict: dict, **kwargs):
-        # Also reads transformers' EdgeTam config.json (loading.py translates it), and an image
+        # Also reads transformers' EdgeTam config.json (config_format.py translates it), and an image
         # config reads a video folder, as in transformers. Translating here, not when the file is
         # read, serves AutoConfig too, which reads the file itself and then calls from_dict.
-        from .loading import config_dict_for
-
-        return super().from_dict(config_dict_for(cls, config_dict), **kwargs)
+        return super().from_dict(_fit_to_class(cls, config_dict_for(cls, config_dict)), **kwargs)
 
     def to_json_file(self, json_file_path, use_diff: bool = True):
         # Our model type, with the sub-configs in transformers' vocabulary where it can express
-        # them, so that transformers' own EdgeTam classes load our folders too (see loading.py).
-        from .loading import write_config_json
-
+        # them, so that transformers' own EdgeTam classes load our folders too (see config_format.py).
         write_config_json(self, json_file_path, use_diff)
 
     def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
@@ -157,8 +156,6 @@ class EdgeTamConfig(WritesItsOwnAutoMap, PreTrainedConfig):
         # transformers warns "can yield errors" when the folder's model type is not this class's;
         # from_dict translates every EdgeTAM type (an image model reading a video folder keeps the
         # image fields, as transformers' own EdgeTamModel does), so the warning would be noise.
-        from .loading import without_model_type_warning
-
         with without_model_type_warning():
             return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
@@ -246,3 +243,13 @@ def _as_config(config_class, value):
     if isinstance(value, config_class):
         return value
     raise ValueError(f"expected a {config_class.__name__} or a dict for it, got {type(value).__name__}")
+
+
+def _fit_to_class(config_class, config_dict: dict) -> dict:
+    """Drops the fields that only the video config has when the image config reads a video folder
+    (as transformers' `EdgeTamModel` does with `facebook/EdgeTAM`)."""
+    own_fields = {field.name for field in dataclasses.fields(config_class)}
+    video_only = {field.name for field in dataclasses.fields(EdgeTamVideoConfig)} - own_fields
+    fitted = {key: value for key, value in config_dict.items() if key not in video_only}
+    fitted["model_type"] = config_class.model_type
+    return fitted

@@ -21,24 +21,17 @@ from PIL import Image
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.processing_utils import ImagesKwargs
 
-from .mask_generation import (
-    check_room_for_upsampled_masks,
-    crops_and_point_prompts,
-    filter_mask_batch,
-    remove_duplicate_masks,
-    rle_to_mask,
-    rle_with_list_counts,
-)
+from .conventions import MASK_LOGITS_CLAMP
+from .host_memory import check_room_for_upsampled_masks
+from .image_inputs import as_image_list, as_size_list, convert_tensors, image_to_float_rgb, resize_like_original
+from .mask_generation import crops_and_point_prompts, filter_mask_batch, remove_duplicate_masks
+from .masks_and_boxes import rle_to_mask, rle_with_list_counts
 from .remote_code import WritesItsOwnAutoMap, image_processor_class_path
 
 logger = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# SAM2ImagePredictor clamps the low-resolution logits it returns (and that callers feed back as
-# a mask prompt) to this range; the image-resolution masks are upsampled from unclamped logits.
-MASK_LOGITS_CLAMP = 32.0
-_SUPPORTED_CHANNELS = (1, 3, 4)
 # transformers' Sam2/EdgeTam preprocessor_config.json switches. The original's pipeline is fixed,
 # so a config is accepted only when it asks for exactly that pipeline.
 _FIXED_PIPELINE_OPTIONS = {
@@ -114,7 +107,7 @@ class EdgeTamImageProcessor(WritesItsOwnAutoMap, BaseImageProcessor):
             `BatchFeature` with `pixel_values` (batch, 3, size["height"], size["width"]) float32 and
             `original_sizes` (batch, 2) int64 as (height, width).
         """
-        unit_images = [image_to_float_rgb(image, input_data_format) for image in _as_image_list(images)]
+        unit_images = [image_to_float_rgb(image, input_data_format) for image in as_image_list(images)]
         original_sizes = torch.tensor([list(image.shape[-2:]) for image in unit_images], dtype=torch.int64)
         pixel_values = torch.stack([self._resize_and_normalize(image) for image in unit_images])
         data = {"pixel_values": pixel_values, "original_sizes": original_sizes}
@@ -326,93 +319,6 @@ def _size_dict(size, name: str) -> dict[str, int]:
     return {"height": int(size["height"]), "width": int(size["width"])}
 
 
-def _as_image_list(images) -> list:
-    """One image, a 4D batch or a list of images -> list of single images."""
-    if isinstance(images, (list, tuple)):
-        if len(images) == 0:
-            raise ValueError("images is an empty list; expected at least one image")
-        return list(images)
-    if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4:
-        return list(images)
-    return [images]
-
-
-def image_to_float_rgb(image, input_data_format: str | None = None) -> torch.Tensor:
-    """PIL / numpy / torch image -> (3, H, W) float32 RGB in [0, 1], bit-exact to ToTensor."""
-    if isinstance(image, Image.Image):
-        # convert("RGB") replicates L, drops alpha of RGBA/LA and resolves palettes
-        image = np.array(image if image.mode == "RGB" else image.convert("RGB"))
-        input_data_format = "channels_last"
-    if isinstance(image, np.ndarray):
-        # a writable C-ordered copy: torch refuses to share read-only memory without a warning
-        tensor = torch.from_numpy(np.array(image, order="C"))
-    elif isinstance(image, torch.Tensor):
-        tensor = image.detach().cpu()
-    else:
-        raise ValueError(
-            f"images must be PIL images, numpy arrays or torch tensors (or a list of them); got {type(image).__name__}"
-        )
-    chw = _to_channels_first(tensor, input_data_format, prefer_last=isinstance(image, np.ndarray))
-    return _to_rgb(_to_unit_float(chw))
-
-
-def _to_channels_first(tensor: torch.Tensor, data_format: str | None, prefer_last: bool) -> torch.Tensor:
-    """Find the channel axis: as `data_format` says, else where 1, 3 or 4 channels fit (numpy
-    arrays are tried channels-last first, tensors channels-first first)."""
-    if tensor.ndim == 2:
-        return tensor[None]
-    if tensor.ndim != 3:
-        raise ValueError(
-            "images: each image must have 2 (H, W) or 3 (H, W, C or C, H, W) dimensions; "
-            f"got shape {tuple(tensor.shape)}"
-        )
-    if data_format not in (None, "channels_first", "channels_last"):
-        raise ValueError(f'input_data_format must be "channels_first" or "channels_last"; got {data_format!r}')
-    first_ok = tensor.shape[0] in _SUPPORTED_CHANNELS and data_format != "channels_last"
-    last_ok = tensor.shape[-1] in _SUPPORTED_CHANNELS and data_format != "channels_first"
-    if not (first_ok or last_ok):
-        raise ValueError(
-            "images: expected 1 (grayscale), 3 (RGB) or 4 (RGBA) channels "
-            f"({data_format or 'first or last'}); got shape {tuple(tensor.shape)}"
-        )
-    channels_last = last_ok and (prefer_last or not first_ok)
-    # .contiguous() as ToTensor does: the resize below runs on a plain NCHW layout
-    return tensor.permute(2, 0, 1).contiguous() if channels_last else tensor.contiguous()
-
-
-def _to_unit_float(chw: torch.Tensor) -> torch.Tensor:
-    if chw.shape[1] == 0 or chw.shape[2] == 0:
-        raise ValueError(f"images: an image has zero height or width (shape {tuple(chw.shape)})")
-    if chw.dtype == torch.uint8:
-        return chw.to(torch.float32).div(255)
-    if not chw.dtype.is_floating_point:
-        raise ValueError(f"images must be uint8 in [0, 255] or float in [0, 1]; got dtype {chw.dtype}")
-    chw = chw.to(torch.float32)
-    if not bool(torch.isfinite(chw).all()) or chw.min() < 0 or chw.max() > 1:
-        raise ValueError(
-            "images: float images must hold finite values in [0, 1] "
-            f"(got min {chw.min().item():.4g}, max {chw.max().item():.4g}); pass uint8 for values in [0, 255]"
-        )
-    return chw
-
-
-def _to_rgb(chw: torch.Tensor) -> torch.Tensor:
-    channels = chw.shape[0]
-    if channels == 1:
-        return chw.expand(3, -1, -1).contiguous()
-    if channels == 4:
-        return chw[:3].contiguous()
-    return chw
-
-
-def resize_like_original(pixels: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
-    """(3, H, W) float -> (3, *size_hw) as torchvision's tensor Resize (antialiased bilinear)."""
-    if tuple(pixels.shape[-2:]) == tuple(size_hw):
-        return pixels  # torchvision's resize returns the input unchanged at the target size
-    resized = F.interpolate(pixels[None], size=list(size_hw), mode="bilinear", align_corners=False, antialias=True)
-    return resized[0]
-
-
 def _upsample_logits(logits: torch.Tensor, size_hw: tuple[int, int], threshold: float, binarize: bool):
     if logits.ndim < 2:
         raise ValueError(f"masks: expected logits of shape (..., height, width); got {tuple(logits.shape)}")
@@ -431,27 +337,3 @@ def _as_float_tensor(value, name: str) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise ValueError(f"{name} must be a torch tensor or numpy array; got {type(value).__name__}")
     return value.float()
-
-
-def as_size_list(original_sizes, name: str) -> list[tuple[int, int]]:
-    """(batch, 2) sizes as tensor / array / nested list -> [(height, width), ...], validated."""
-    if isinstance(original_sizes, (torch.Tensor, np.ndarray)):
-        original_sizes = original_sizes.tolist()
-    sizes = []
-    for index, size in enumerate(original_sizes):
-        if not isinstance(size, (list, tuple)) or len(size) != 2:
-            raise ValueError(f"{name}[{index}] must be (height, width); got {size!r}")
-        height, width = size
-        if int(height) != height or int(width) != width or height <= 0 or width <= 0:
-            raise ValueError(f"{name}[{index}] must hold two positive integers (height, width); got {size!r}")
-        sizes.append((int(height), int(width)))
-    return sizes
-
-
-def convert_tensors(data: dict, return_tensors: str | None) -> dict:
-    """Keep torch tensors ("pt" / None) or turn them into numpy arrays ("np")."""
-    if return_tensors in (None, "pt"):
-        return data
-    if return_tensors == "np":
-        return {key: value.numpy() for key, value in data.items()}
-    raise ValueError(f'return_tensors must be "pt", "np" or None; got {return_tensors!r}')

@@ -53,6 +53,11 @@ class EdgeTamPreTrainedModel(WritesItsOwnAutoMap, PreTrainedModel):
             if name.endswith(".safetensors") or name.endswith(".safetensors.index.json"):
                 os.chmod(os.path.join(save_directory, name), config_mode)
 
+    def get_image_positional_embeddings(self) -> torch.Tensor:
+        """The encoding of the image-embedding grid: (1, hidden_size, 64, 64); both models hold
+        `shared_image_embedding` and `prompt_encoder`."""
+        return self.shared_image_embedding.grid(*self.prompt_encoder.image_embedding_size)[None]
+
     def set_attn_implementation(self, attn_implementation):
         super().set_attn_implementation(attn_implementation)
         self._propagate_attn_implementation()
@@ -118,10 +123,6 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         self.post_init()
         with torch.no_grad():
             self.shared_image_embedding.positional_embedding.copy_(self.prompt_encoder.shared_embedding.positional_embedding)
-
-    def get_image_positional_embeddings(self) -> torch.Tensor:
-        """The encoding of the image-embedding grid: (1, hidden_size, 64, 64)."""
-        return self.shared_image_embedding.grid(*self.prompt_encoder.image_embedding_size)[None]
 
     @torch.no_grad()
     def get_image_embeddings(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
@@ -231,6 +232,9 @@ def _checked_prompts(input_points, input_labels, input_boxes, input_masks, batch
     Labels default to 1 (foreground) when points come without them. A mask prompt alone becomes
     zero-length points, so that the prompt encoder gives no sparse token, as the original does.
     """
+    for name, prompt in (("input_points", input_points), ("input_boxes", input_boxes), ("input_masks", input_masks)):
+        if isinstance(prompt, torch.Tensor) and prompt.ndim >= 2 and prompt.shape[1] == 0:
+            raise ValueError(f"{name} describes no object (shape {tuple(prompt.shape)}); expected num_objects >= 1")
     if input_boxes is not None:
         _check_shape("input_boxes", input_boxes, (batch_size, None, 4), "(batch, num_objects, 4)")
         if bool((input_boxes[..., 2] < input_boxes[..., 0]).any() or (input_boxes[..., 3] < input_boxes[..., 1]).any()):
@@ -301,11 +305,15 @@ def _check_shape(name: str, tensor, expected: tuple, description: str) -> None:
         want is None or have == want for have, want in zip(tensor.shape, expected)
     )
     if not matches:
-        raise ValueError(f"{name} must have shape {description}, got {tuple(tensor.shape)}")
+        batch = expected[0]
+        hint = "" if tensor.ndim == 0 or tensor.shape[0] == batch else f" (batch {batch}: that of pixel_values / image_embeddings)"
+        raise ValueError(f"{name} must have shape {description}{hint}, got {tuple(tensor.shape)}")
     _check_finite(name, tensor)
 
 
 def _check_finite(name: str, tensor: torch.Tensor) -> None:
+    if tensor.is_complex():
+        raise ValueError(f"{name} must hold real numbers; got dtype {tensor.dtype}")
     # A NaN prompt or pixel flows through every layer into NaN masks and scores without an error.
     if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
         raise ValueError(f"{name} holds NaN or infinite values; expected finite numbers")

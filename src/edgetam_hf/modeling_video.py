@@ -199,10 +199,6 @@ class EdgeTamVideoModel(ChangeAwareModule, EdgeTamPreTrainedModel):
         high_resolution = self.mask_decoder.project_high_resolution_features(fpn_features[:2])
         return FrameFeatures(tuple(high_resolution), fpn_features[-1], fpn_positions[-1])
 
-    def get_image_positional_embeddings(self) -> torch.Tensor:
-        """The encoding of the image-embedding grid: (1, hidden_size, 64, 64)."""
-        return self.shared_image_embedding.grid(*self.prompt_encoder.image_embedding_size)[None]
-
     def condition_on_memory(self, features: FrameFeatures, memory: MemoryContext | None) -> torch.Tensor:
         """The frame's lowest-level features fused with the memory bank -> (B, 256, 64, 64).
 

@@ -23,12 +23,11 @@ import torch
 from transformers.image_processing_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
-from .image_processing import EdgeTamImageProcessor, as_size_list, convert_tensors, resize_like_original
+from .conventions import LABEL_PADDING, PROMPT_LABELS
+from .image_inputs import as_size_list, convert_tensors, resize_like_original
+from .image_processing import EdgeTamImageProcessor
 from .remote_code import WritesItsOwnAutoMap, processor_auto_map, write_classes_file
 
-PADDING_LABEL = -1
-# 1 / 0: positive / negative click; 2 / 3: top-left / bottom-right box corner (the original's labels)
-_PROMPT_LABELS = (0, 1, 2, 3)
 _POINTS_FORMAT = "[image][object][point][x, y]"
 _LABELS_FORMAT = "[image][object][point]"
 _BOXES_FORMAT = "[image][box][x0, y0, x1, y1]"
@@ -165,10 +164,10 @@ class EdgeTamProcessor(WritesItsOwnAutoMap, ProcessorMixin):
         return encoded
 
     def _is_padding(self, point, label) -> bool:
-        return label in (PADDING_LABEL, self.point_pad_value) or all(v == self.point_pad_value for v in point)
+        return label in (LABEL_PADDING, self.point_pad_value) or all(v == self.point_pad_value for v in point)
 
     def _check_points(self, points, labels, sizes) -> None:
-        allowed = (*_PROMPT_LABELS, PADDING_LABEL, self.point_pad_value)
+        allowed = (*PROMPT_LABELS, LABEL_PADDING, self.point_pad_value)
         for path, point, label, (height, width) in _iter_points(points, labels, sizes):
             if isinstance(label, float) and label.is_integer():
                 label = int(label)
@@ -181,8 +180,8 @@ class EdgeTamProcessor(WritesItsOwnAutoMap, ProcessorMixin):
                 raise ValueError(f"input_points{path} holds a non-finite coordinate: {point}")
             if not self._is_padding(point, label) and not (0 <= point[0] <= width and 0 <= point[1] <= height):
                 raise ValueError(
-                    f"input_points{path} = {point} lies outside the image: x must be in [0, {width}] "
-                    f"and y in [0, {height}] (original-image pixels)"
+                    f"input_points{path} = {point} lies outside the image (original_sizes {height, width}): x must "
+                    f"be in [0, {width}] and y in [0, {height}] (original-image pixels)"
                 )
 
     def _check_every_object_prompted(self, points, labels, boxes) -> None:
@@ -211,7 +210,7 @@ class EdgeTamProcessor(WritesItsOwnAutoMap, ProcessorMixin):
         num_points = max(len(obj) for image in points for obj in image)
         pad = float(self.point_pad_value)
         coords = torch.full((len(points), num_objects, num_points, 2), pad, dtype=torch.float32)
-        padded_labels = torch.full((len(points), num_objects, num_points), PADDING_LABEL, dtype=torch.int64)
+        padded_labels = torch.full((len(points), num_objects, num_points), LABEL_PADDING, dtype=torch.int64)
         is_real = torch.zeros((len(points), num_objects, num_points), dtype=torch.bool)
         for (i, j, k), point, label in _iter_indexed_points(points, labels):
             if not self._is_padding(point, label):
@@ -316,7 +315,9 @@ def _check_nesting(value, name: str, layout: str, list_levels: int, leaf_size: i
 
 def _check_image_count(prompts: list, name: str, num_images: int) -> None:
     if len(prompts) != num_images:
-        raise ValueError(f"{name} holds prompts for {len(prompts)} images but there are {num_images} images")
+        raise ValueError(
+            f"{name} holds prompts for {len(prompts)} images but there are {num_images} images (images / original_sizes)"
+        )
 
 
 def _check_labels_match_points(labels, points) -> None:
@@ -348,7 +349,10 @@ def _check_boxes(boxes, sizes) -> None:
             if x1 < x0 or y1 < y0:
                 raise ValueError(f"{path} must be x0, y0, x1, y1 with x1 >= x0 and y1 >= y0")
             if min(x0, y0) < 0 or x1 > width or y1 > height:
-                raise ValueError(f"{path} lies outside the image: x in [0, {width}], y in [0, {height}] expected")
+                raise ValueError(
+                    f"{path} lies outside the image (original_sizes {height, width}): x in [0, {width}], "
+                    f"y in [0, {height}] expected"
+                )
 
 
 def _iter_indexed_points(points, labels):

@@ -5,14 +5,9 @@ from torch import nn
 from transformers.activations import ACT2FN
 
 from .configuration import EdgeTamPromptEncoderConfig
+from .conventions import LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT, LABEL_IGNORED, LABEL_PADDING
 from .layers import LayerNorm2d
 from .position_encoding import RandomFourierPositionEncoding
-
-# Point labels understood by the prompt encoder (the original's convention, plus transformers' -10).
-LABEL_PADDING = -1  # "not a point": its encoding is replaced by `not_a_point_embed`
-LABEL_IGNORED = -10  # transformers' processor pads ragged point lists with it: a zero embedding
-LABEL_BOX_TOP_LEFT = 2
-LABEL_BOX_BOTTOM_RIGHT = 3
 
 
 class EdgeTamMaskEmbedding(nn.Module):

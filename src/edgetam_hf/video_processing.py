@@ -13,7 +13,7 @@ a box becomes two corner points placed before the clicks) and masks are resized 
 """
 
 import logging
-import os
+import numbers
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +22,15 @@ import torch.nn.functional as F
 from PIL import Image
 from transformers.image_processing_utils import BatchFeature
 
+from .conventions import BOX_CORNER_LABELS
 from .image_processing import IMAGENET_MEAN, IMAGENET_STD, as_size_list
 from .processing import EdgeTamProcessor
-from .video.session import EdgeTamVideoInferenceSession, PendingPrompt, PointPrompt
+from .video.frame_source import FolderFrames, FrameReader, LazyFrames, open_frames
+from .video.records import PointPrompt
+from .video.session import EdgeTamVideoInferenceSession
 
 logger = logging.getLogger(__name__)
 
-_JPEG_EXTENSIONS = (".jpg", ".jpeg", ".JPG", ".JPEG")  # what the original's frame loader lists
-_BOX_CORNER_LABELS = (2, 3)
 
 
 class EdgeTamVideoProcessor(EdgeTamProcessor):
@@ -58,17 +59,23 @@ class EdgeTamVideoProcessor(EdgeTamProcessor):
 
         Args:
             frames: a list of PIL images or uint8 arrays / tensors ((H, W, 3), (3, H, W) or (H, W)),
-                a (num_frames, H, W, 3) uint8 array, or a folder of JPEG files named by frame number
-                (as the original video predictor reads them).
+                a (num_frames, H, W, 3) uint8 array, or a folder of JPEG / PNG frames (read in
+                natural order of their names, as `video.frame_source` reads folders).
         """
         images = _frames_as_pil(frames)
-        side = self.target_size
-        mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32)[:, None, None]
-        std = torch.tensor(IMAGENET_STD, dtype=torch.float32)[:, None, None]
-        pixel_values = torch.stack([_resized_unit_pixels(image, side) for image in images])
-        pixel_values = (pixel_values - mean) / std
+        pixel_values = torch.stack([self.preprocess_frame(image) for image in images])
         original_sizes = torch.tensor([[image.height, image.width] for image in images], dtype=torch.int64)
         return BatchFeature(data={"pixel_values": pixel_values, "original_sizes": original_sizes})
+
+    def preprocess_frame(self, image: Image.Image) -> torch.Tensor:
+        """One PIL frame -> (3, 1024, 1024) float32: uint8 bicubic resize, / 255 in float64, then
+        normalised in float32."""
+        side = self.target_size
+        resized = np.array(image.convert("RGB").resize((side, side)))
+        unit_pixels = torch.from_numpy(resized / 255.0).permute(2, 0, 1).to(torch.float32)
+        mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32)[:, None, None]
+        std = torch.tensor(IMAGENET_STD, dtype=torch.float32)[:, None, None]
+        return (unit_pixels - mean) / std
 
     def init_video_session(
         self,
@@ -80,23 +87,35 @@ class EdgeTamVideoProcessor(EdgeTamProcessor):
         max_vision_features_cache_size: int = 1,
         dtype: torch.dtype = torch.float32,
         memory_dtype: torch.dtype = torch.bfloat16,
+        bounded: bool | None = None,
+        frame_cache_size: int = 4,
     ) -> EdgeTamVideoInferenceSession:
         """Starts a session on a whole video, or an empty one to stream frames into.
 
         Args:
-            video: see `preprocess_frames`; None for streaming (`model(session, frame=...)`).
+            video: a folder of frames, a video file (PyAV) or a `FrameReader`: read and
+                preprocessed frame by frame when needed; frames as `preprocess_frames` takes them:
+                preprocessed now; None: frames are streamed in (`model(session, frame=...)`).
             inference_device: where the model runs.
             inference_state_device: where results and memories are kept (default: inference_device).
             processing_device: accepted for transformers' signature; frames are always decoded and
                 resized with PIL on the CPU, as the original does.
             video_storage_device: where the preprocessed frames are kept (default: inference_device).
             max_vision_features_cache_size: how many frames' image features the session keeps.
-            dtype: dtype of the stored frames.
+            dtype: dtype of the frames stored up front or streamed in (frames read on demand are
+                cached in float32).
             memory_dtype: dtype of the stored memories: torch.bfloat16 as the original, or
                 torch.float32.
+            bounded: keep only what later frames read (flat memory on long videos); default True
+                when streaming, False for a whole video (corrections and re-propagation anywhere).
+            frame_cache_size: how many preprocessed frames of a folder or file are kept.
         """
         pixel_values, height, width = None, None, None
-        if video is not None:
+        if isinstance(video, (str, Path, FrameReader)):
+            reader = video if isinstance(video, FrameReader) else open_frames(video)
+            pixel_values = LazyFrames(reader, self.preprocess_frame, frame_cache_size)
+            width, height = reader.size
+        elif video is not None:
             encoding = self.preprocess_frames(video)
             pixel_values = encoding["pixel_values"]
             sizes = {tuple(size) for size in encoding["original_sizes"].tolist()}
@@ -113,6 +132,7 @@ class EdgeTamVideoProcessor(EdgeTamProcessor):
             dtype=dtype,
             max_vision_features_cache_size=max_vision_features_cache_size,
             memory_dtype=memory_dtype,
+            bounded=bounded,
         )
 
     def add_inputs_to_inference_session(
@@ -150,10 +170,7 @@ class EdgeTamVideoProcessor(EdgeTamProcessor):
             masks = self._model_masks(inference_session, obj_ids, input_masks)
             _check_no_mixing(inference_session, frame_idx, obj_ids, clear_old_inputs, adding_mask=True)
             for obj_id, mask in zip(obj_ids, masks):
-                tracked = inference_session.get_or_add_object(obj_id)
-                tracked.mask_prompts[frame_idx] = mask
-                tracked.point_prompts.pop(frame_idx, None)
-                inference_session.pending_prompts.append(PendingPrompt(obj_id, frame_idx, mask=mask))
+                inference_session.add_mask_prompt(obj_id, frame_idx, mask)
             return inference_session
         if input_points is None and input_boxes is None:
             raise ValueError("give at least one prompt: input_points, input_boxes or input_masks")
@@ -167,16 +184,7 @@ class EdgeTamVideoProcessor(EdgeTamProcessor):
         prompts = self._point_prompts(inference_session, obj_ids, input_points, input_labels, input_boxes)
         _check_no_mixing(inference_session, frame_idx, obj_ids, clear_old_inputs, adding_mask=False)
         for obj_id, prompt in zip(obj_ids, prompts):
-            tracked = inference_session.get_or_add_object(obj_id)
-            previous = tracked.point_prompts.get(frame_idx)
-            if not clear_old_inputs and previous is not None:
-                prompt = PointPrompt(
-                    torch.cat([previous.coordinates, prompt.coordinates], dim=1),
-                    torch.cat([previous.labels, prompt.labels], dim=1),
-                )
-            tracked.point_prompts[frame_idx] = prompt
-            tracked.mask_prompts.pop(frame_idx, None)
-            inference_session.pending_prompts.append(PendingPrompt(obj_id, frame_idx, points=prompt))
+            inference_session.add_point_prompt(obj_id, frame_idx, prompt, append=not clear_old_inputs)
         return inference_session
 
     def _point_prompts(self, session, obj_ids, input_points, input_labels, input_boxes) -> list[PointPrompt]:
@@ -192,7 +200,7 @@ class EdgeTamVideoProcessor(EdgeTamProcessor):
             coordinates, labels = [], []
             if "input_boxes" in encoded:
                 coordinates.append(encoded["input_boxes"][0, index].reshape(2, 2))
-                labels.append(torch.tensor(_BOX_CORNER_LABELS, dtype=torch.int32))
+                labels.append(torch.tensor(BOX_CORNER_LABELS, dtype=torch.int32))
             if point_counts is not None and point_counts[index] > 0:
                 count = point_counts[index]
                 coordinates.append(encoded["input_points"][0, index, :count])
@@ -232,26 +240,13 @@ class EdgeTamVideoProcessor(EdgeTamProcessor):
 
 def _frames_as_pil(frames) -> list[Image.Image]:
     if isinstance(frames, (str, Path)):
-        return [Image.open(path) for path in _jpeg_paths(Path(frames))]
+        reader = FolderFrames(Path(frames))
+        return [reader.read(index) for index in range(len(reader))]
     if isinstance(frames, (np.ndarray, torch.Tensor)) and frames.ndim == 4:
         frames = list(frames)
     if not isinstance(frames, (list, tuple)) or len(frames) == 0:
-        raise ValueError("video must be a folder of JPEG frames, a non-empty list of images or a 4D uint8 array")
+        raise ValueError("video must be a folder of JPEG / PNG frames, a non-empty list of images or a 4D uint8 array")
     return [_as_pil(frame, index) for index, frame in enumerate(frames)]
-
-
-def _jpeg_paths(folder: Path) -> list[Path]:
-    """The folder's JPEG files ordered by the number in their name (original: `<frame_index>.jpg`)."""
-    if not folder.is_dir():
-        raise ValueError(f"video: {folder} is not a folder of JPEG frames")
-    names = [name for name in os.listdir(folder) if os.path.splitext(name)[1] in _JPEG_EXTENSIONS]
-    if not names:
-        raise ValueError(f"video: no JPEG frames in {folder}")
-    try:
-        names.sort(key=lambda name: int(os.path.splitext(name)[0]))
-    except ValueError as error:
-        raise ValueError(f"video: JPEG frames in {folder} must be named by their frame number (00000.jpg, ...)") from error
-    return [folder / name for name in names]
 
 
 def _as_pil(frame, index: int) -> Image.Image:
@@ -272,16 +267,16 @@ def _as_pil(frame, index: int) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(frame))
 
 
-def _resized_unit_pixels(image: Image.Image, side: int) -> torch.Tensor:
-    """PIL image -> (3, side, side) float32 in [0, 1]: uint8 bicubic resize, /255 in float64."""
-    resized = np.array(image.convert("RGB").resize((side, side)))
-    return torch.from_numpy(resized / 255.0).permute(2, 0, 1).to(torch.float32)
-
-
 def _checked_obj_ids(obj_ids) -> list[int]:
-    obj_ids = [obj_ids] if isinstance(obj_ids, int) and not isinstance(obj_ids, bool) else list(obj_ids)
-    if not obj_ids or any(isinstance(i, bool) or not isinstance(i, int) for i in obj_ids):
+    # numpy integers count as ids; bools and floats do not, even when they equal an int.
+    def is_id(value) -> bool:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+    if is_id(obj_ids):
+        obj_ids = [obj_ids]
+    if not isinstance(obj_ids, (list, tuple)) or not obj_ids or not all(is_id(i) for i in obj_ids):
         raise ValueError(f"obj_ids must be an int or a non-empty list of ints, got {obj_ids!r}")
+    obj_ids = [int(i) for i in obj_ids]
     if len(set(obj_ids)) != len(obj_ids):
         raise ValueError(f"obj_ids must not repeat an id, got {obj_ids}")
     return obj_ids
@@ -290,12 +285,7 @@ def _checked_obj_ids(obj_ids) -> list[int]:
 def _set_frame_size(session: EdgeTamVideoInferenceSession, original_size) -> None:
     if original_size is not None:
         (height, width), = as_size_list([list(original_size)], "original_size")
-        if session.video_height is not None and (height, width) != (session.video_height, session.video_width):
-            raise ValueError(
-                f"original_size {(height, width)} differs from the session's frames "
-                f"{(session.video_height, session.video_width)}"
-            )
-        session.video_height, session.video_width = height, width
+        session.set_video_size(height, width)
     elif session.video_height is None:
         raise ValueError("original_size (height, width) is needed for the first prompts of a streaming session")
 

@@ -1,32 +1,36 @@
 """Reading images and videos, writing masks and overlay videos, for the command line.
 
-Videos are an .mp4 (or any container FFmpeg reads) decoded with PyAV, an optional extra
-(`pip install "edgetam-hf[video]"`), or a folder of JPEG / PNG frames. Masks are written in the
-DAVIS layout: one indexed PNG per frame whose pixel values are object ids (0: background) and
-whose palette is the DAVIS / PASCAL VOC one, so annotation tools show them in the usual colours.
+Videos are read with `video.frame_source` (an .mp4 or anything FFmpeg reads, decoded with PyAV,
+an optional extra: `pip install "edgetam-hf[video]"`, or a folder of JPEG / PNG frames); live
+sources (`--stream`) are decoded with PyAV as they come. Masks are written in the DAVIS layout:
+one indexed PNG per frame whose pixel values are object ids (0: background) and whose palette is
+the DAVIS / PASCAL VOC one, so annotation tools show them in the usual colours.
 """
 
-import re
-from dataclasses import dataclass
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
-DEFAULT_FPS = 24.0  # for frame folders, which carry no rate (DAVIS is filmed at 24 fps)
+# FRAME_EXTENSIONS and open_frames are the command line's too (annotate, track).
+from ..video.frame_source import DEFAULT_FPS, FRAME_EXTENSIONS, FolderFrames, FrameReader, import_av, open_frames  # noqa: F401
 
 
-@dataclass
-class Video:
-    frames: list[Image.Image]  # RGB, all of one size
-    names: list[str]  # per frame, the name of its mask file (without .png)
-    fps: float
+class Video(FrameReader):
+    """A video held in memory: RGB frames, all of one size."""
 
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.frames[0].size  # (width, height)
+    def __init__(self, frames: list[Image.Image], names: list[str], fps: float, argument: str = "VIDEO"):
+        self.frames, self.names, self.fps, self.argument = frames, names, fps, argument
+        self._size = None
+        for index, frame in enumerate(frames):
+            self._checked(frame, index)
+
+    def read(self, index: int) -> Image.Image:
+        return self.frames[index]
 
 
 def read_image(path: str, argument: str = "IMAGE") -> Image.Image:
@@ -41,65 +45,80 @@ def read_image(path: str, argument: str = "IMAGE") -> Image.Image:
 
 
 def read_video(path: str, max_frames: int | None = None) -> Video:
-    """The first `max_frames` frames (all when None) of a video file or a folder of frames."""
-    source = Path(path)
-    if source.is_dir():
-        return _read_frame_folder(source, max_frames)
-    if not source.is_file():
-        raise ValueError(f"VIDEO: no such file or folder: {path}")
-    return _decode_video_file(source, max_frames)
-
-
-def _read_frame_folder(folder: Path, max_frames: int | None) -> Video:
-    files = [file for file in folder.iterdir() if file.suffix.lower() in FRAME_EXTENSIONS]
-    if not files:
-        raise ValueError(f"VIDEO: {folder} holds no JPEG or PNG frames")
-    files.sort(key=_natural_key)
-    frames = [read_image(str(file), "VIDEO") for file in files[:max_frames]]
-    _check_one_size(frames, [file.name for file in files])
-    return Video(frames, [file.stem for file in files[: len(frames)]], DEFAULT_FPS)
-
-
-def _natural_key(file: Path) -> list:
-    """frame_2.jpg before frame_10.jpg."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", file.name)]
-
-
-def _decode_video_file(file: Path, max_frames: int | None) -> Video:
-    av = _import_av(f"reading {file.name}")
-    frames = []
+    """The first `max_frames` frames (all when None) of a video file or a folder of frames, in memory."""
+    reader = open_frames(path, "VIDEO")
     try:
-        with av.open(str(file)) as container:
-            if not container.streams.video:
-                raise ValueError(f"VIDEO: {file} has no video stream")
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate) if stream.average_rate else DEFAULT_FPS
-            for frame in container.decode(stream):
-                if max_frames is not None and len(frames) >= max_frames:
-                    break
-                frames.append(frame.to_image().convert("RGB"))
-    except av.FFmpegError as error:
-        raise ValueError(f"VIDEO: cannot decode {file} ({error})") from None
-    if not frames:
-        raise ValueError(f"VIDEO: no frames could be decoded from {file}")
-    _check_one_size(frames, [f"frame {index}" for index in range(len(frames))])
-    return Video(frames, [f"{index:05d}" for index in range(len(frames))], fps)
+        count = len(reader) if max_frames is None else min(max_frames, len(reader))
+        return Video([reader.read(index) for index in range(count)], reader.names[:count], reader.fps)
+    finally:
+        reader.close()
 
 
-def _check_one_size(frames: list[Image.Image], names: list[str]) -> None:
-    for frame, name in zip(frames, names):
-        if frame.size != frames[0].size:
-            raise ValueError(f"VIDEO: {name} is {frame.size[0]}x{frame.size[1]}, the first frame {frames[0].size[0]}x{frames[0].size[1]}")
+class LiveSource:
+    """Frames of a live source as they arrive: a video file, a camera (/dev/videoN), an RTSP /
+    HTTP URL (decoded with PyAV), `-`: raw RGB24 frames on stdin, `size` (width, height) each, or
+    a folder of frames."""
+
+    def __init__(self, source: str, size: tuple[int, int] | None = None):
+        self.source = source
+        self.size = size
+        self._container = None
+        self._folder = FolderFrames(Path(source), "SOURCE") if Path(source).is_dir() else None
+        if self._folder is not None:
+            self.fps = self._folder.fps
+            return
+        if source == "-":
+            if size is None:
+                raise ValueError("--size WxH is needed to read raw RGB24 frames from stdin (SOURCE -)")
+            self.fps = DEFAULT_FPS
+            return
+        av = import_av(f"reading {source}")
+        options = {"rtsp_transport": "tcp"} if source.startswith("rtsp://") else {}
+        kind = "v4l2" if source.startswith("/dev/video") else None
+        try:
+            self._container = av.open(source, format=kind, options=options)
+        except (av.FFmpegError, OSError) as error:
+            raise ValueError(f"SOURCE: cannot open {source} ({error})") from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise ValueError(f"SOURCE: {source} has no video stream")
+        rate = self._container.streams.video[0].average_rate
+        self.fps = float(rate) if rate else DEFAULT_FPS
+
+    def frames(self) -> Iterator[Image.Image]:
+        if self._folder is not None:
+            yield from (self._folder.read(index) for index in range(len(self._folder)))
+            return
+        if self._container is None:
+            yield from _raw_frames(sys.stdin.buffer, *self.size)
+            return
+        av = import_av(f"reading {self.source}")
+        index = 0
+        try:
+            for frame in self._container.decode(self._container.streams.video[0]):
+                yield frame.to_image().convert("RGB")
+                index += 1
+        except av.FFmpegError as error:
+            raise ValueError(f"SOURCE: frame {index} of {self.source} could not be decoded ({error})") from None
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
 
 
-def _import_av(purpose: str):
-    try:
-        import av
-    except ImportError:
-        raise ValueError(
-            f'{purpose} needs PyAV: pip install "edgetam-hf[video]" (or pass a folder of JPEG / PNG frames)'
-        ) from None
-    return av
+def _raw_frames(stream, width: int, height: int) -> Iterator[Image.Image]:
+    frame_bytes = width * height * 3
+    index = 0
+    while True:
+        data = stream.read(frame_bytes)
+        if not data:
+            return
+        if len(data) != frame_bytes:
+            raise ValueError(
+                f"SOURCE -: frame {index} on stdin has {len(data)} bytes, a {width}x{height} RGB24 frame has {frame_bytes}"
+            )
+        yield Image.frombytes("RGB", (width, height), data)
+        index += 1
 
 
 def has_av() -> bool:
@@ -130,7 +149,10 @@ def save_label_png(labels: np.ndarray, path: Path) -> None:
     """(height, width) uint8 object ids -> an indexed PNG with the DAVIS palette."""
     image = Image.fromarray(labels.astype(np.uint8), mode="P")
     image.putpalette(davis_palette())
-    image.save(path)
+    # Written aside and renamed, so that an interrupted run leaves no half-written mask.
+    partial = path.with_name(path.name + ".partial")
+    image.save(partial, format="PNG")
+    os.replace(partial, path)
 
 
 class OverlayVideoWriter:

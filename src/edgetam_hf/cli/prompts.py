@@ -13,8 +13,10 @@ frame a click or box belongs to, so every prompt option appends to one shared li
 import argparse
 from dataclasses import dataclass, field
 
+from ..conventions import LABEL_NEGATIVE as NEGATIVE
+from ..conventions import LABEL_POSITIVE as POSITIVE
+
 MAX_OBJECT_ID = 255  # object ids are palette indices of the DAVIS-style PNGs; 0 is the background
-POSITIVE, NEGATIVE = 1, 0
 
 
 @dataclass

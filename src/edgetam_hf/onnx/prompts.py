@@ -10,9 +10,9 @@ import math
 
 import numpy as np
 
-PADDING_LABEL = -1
-BOX_CORNER_LABELS = (2, 3)
-_CLICK_LABELS = (0, 1, 2, 3)
+from ..conventions import BOX_CORNER_LABELS
+from ..conventions import LABEL_PADDING as PADDING_LABEL
+from ..conventions import PROMPT_LABELS as _CLICK_LABELS
 
 
 def prompt_tokens(input_points, input_labels, input_boxes, image_size_hw, model_size: int):

@@ -7,7 +7,9 @@ coordinate moved uniformly by up to 10% of the box side, at most 20 pixels (`sam
 
 import numpy as np
 
-POSITIVE_CLICK, BOX_TOP_LEFT, BOX_BOTTOM_RIGHT = 1, 2, 3
+from ..conventions import LABEL_BOX_BOTTOM_RIGHT as BOX_BOTTOM_RIGHT
+from ..conventions import LABEL_BOX_TOP_LEFT as BOX_TOP_LEFT
+from ..conventions import LABEL_POSITIVE as POSITIVE_CLICK
 BOX_NOISE_FRACTION, BOX_NOISE_MAX_PIXELS = 0.1, 20.0
 
 

@@ -5,7 +5,8 @@ from typing import NamedTuple
 
 import torch
 
-from .session import EdgeTamVideoInferenceSession, FrameResult, FrameResults, TrackedObject
+from .records import FrameResult, FrameResults, TrackedObject
+from .session import EdgeTamVideoInferenceSession
 from .types import MemorySlots
 
 
@@ -78,6 +79,20 @@ def memory_plan(config, results: FrameResults, frame_idx: int, reverse: bool, nu
         if entry is not None:
             pointers.append(entry)
     return MemoryPlan(tuple(spatial), tuple(pointers))
+
+
+def memory_window(config) -> int:
+    """How far behind a tracked frame (in the direction of tracking) the non-conditioning results
+    it reads may lie: `num_maskmem - 1` spatial memories, `max_object_pointers_in_encoder - 1`
+    pointers (see `memory_plan`). A bounded session keeps this many frames behind the last one."""
+    return max(config.num_maskmem, config.max_object_pointers_in_encoder) - 1
+
+
+def frames_read(config, frame_idx: int, reverse: bool, num_frames: int) -> list[int]:
+    """The frames whose tracked results `memory_plan` may read for `frame_idx`, nearest first."""
+    step = 1 if reverse else -1
+    frames = (frame_idx + step * distance for distance in range(1, memory_window(config) + 1))
+    return [t for t in frames if 0 <= t < num_frames]
 
 
 def _stored_entry(results: FrameResults, unselected: list[int], frame_idx: int, position: int) -> MemoryEntry | None:

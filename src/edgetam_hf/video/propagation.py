@@ -21,22 +21,14 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
+from ..conventions import MASK_LOGITS_CLAMP
 from ..outputs import EdgeTamVideoSegmentationOutput
 from .hole_filling import fill_holes
-from .memory_bank import MemoryPlan, gather_memory_slots, memory_plan, stored_result
-from .session import (
-    NO_OBJECT_SCORE,
-    PLACEHOLDER_OBJECT_SCORE,
-    EdgeTamVideoInferenceSession,
-    FrameResult,
-    PendingPrompt,
-    TrackedObject,
-)
+from .memory_bank import MemoryPlan, frames_read, gather_memory_slots, memory_plan, memory_window, stored_result
+from .records import NO_OBJECT_SCORE, PLACEHOLDER_OBJECT_SCORE, FrameResult, PendingPrompt, TrackedObject
+from .session import EdgeTamVideoInferenceSession
 from .step import memory_context, track_step
 
-# The previous logits fed back with a correction are clamped to this range "to avoid rare
-# numerical issues" (original `add_new_points_or_box`).
-PREVIOUS_LOGITS_CLAMP = 32.0
 
 
 @torch.no_grad()
@@ -116,9 +108,10 @@ def _run_prompt(model, session: EdgeTamVideoInferenceSession, prompt: PendingPro
         previous_logits = None
         if previous is not None:
             previous_logits = previous.mask_logits.to(session.inference_device)
-            previous_logits = torch.clamp(previous_logits, -PREVIOUS_LOGITS_CLAMP, PREVIOUS_LOGITS_CLAMP)
+            previous_logits = torch.clamp(previous_logits, -MASK_LOGITS_CLAMP, MASK_LOGITS_CLAMP)
         memory = None
         if not is_conditioning:
+            _check_memories_kept(model, session, frame_idx, reverse)
             plan = memory_plan(model.config, tracked.results, frame_idx, reverse, session.num_frames)
             slots = gather_memory_slots(session, [tracked], plan)
             memory = memory_context(model, slots, session.memory_position, session.num_frames)
@@ -250,11 +243,27 @@ def track_frame(
     else:
         results = [None] * len(objects)
     to_run = [tracked for tracked, result in zip(objects, results) if result is None]
+    if to_run:
+        _check_memories_kept(model, session, frame_idx, reverse)
     for plan, group in _group_by_memory_plan(model, session, to_run, frame_idx, reverse).items():
         _track_objects(model, session, plan, group, frame_idx)
     for tracked in objects:
         tracked.tracked_frames[frame_idx] = reverse
-    return _frame_output(session, frame_idx, [tracked.results.find(frame_idx) for tracked in objects])
+    output = _frame_output(session, frame_idx, [tracked.results.find(frame_idx) for tracked in objects])
+    session.forget_frames_behind(frame_idx, reverse, memory_window(model.config))
+    return output
+
+
+def _check_memories_kept(model, session: EdgeTamVideoInferenceSession, frame_idx: int, reverse: bool) -> None:
+    """A bounded session refuses to track a frame from memories it has forgotten (the result
+    would differ from a keep-everything session's)."""
+    for t in frames_read(model.config, frame_idx, reverse, session.num_frames):
+        if t in session.forgotten_frames:
+            raise ValueError(
+                f"frame {frame_idx} would read the memory of frame {t}, which this bounded session has forgotten "
+                "(it keeps the conditioning frames, the frames next to them and the last frames tracked); start "
+                "the session with bounded=False to track over old frames again"
+            )
 
 
 def _group_by_memory_plan(
@@ -286,6 +295,7 @@ def _track_objects(model, session, plan: MemoryPlan, objects: list[TrackedObject
     step = track_step(
         model, features, slots, session.memory_position, session.num_frames, _use_multimask(model.config, False, 0)
     )
+    session.remember_frame(frame_idx)
     for row, tracked in enumerate(objects):
         tracked.results.tracked[frame_idx] = FrameResult(
             mask_logits=step.mask_logits[row : row + 1].to(session.inference_state_device),

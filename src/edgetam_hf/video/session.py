@@ -6,111 +6,30 @@ kept per object (the original also keeps them packed per frame; the packed tenso
 per-object ones stacked, so nothing is lost), which lets objects join after tracking started.
 """
 
-import itertools
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
 
+from .frame_ranges import FrameRanges
+from .records import NO_OBJECT_SCORE, PendingPrompt, PointPrompt, TrackedObject  # noqa: F401  (NO_OBJECT_SCORE: the model imports it from here)
 from .types import FrameFeatures
 
 if TYPE_CHECKING:
     from ..modeling_video import EdgeTamVideoModel
-
-# The original's `NO_OBJ_SCORE`: mask logits of an object judged absent, and of placeholders.
-NO_OBJECT_SCORE = -1024.0
-# The object score of a placeholder: the original's consolidation assumes the object is present.
-PLACEHOLDER_OBJECT_SCORE = 10.0
-
-
-@dataclass
-class PointPrompt:
-    """One object's clicks (and box corners) on one frame, as the model reads them."""
-
-    coordinates: torch.Tensor  # (1, num_points, 2) float32 (x, y) in the 1024x1024 model input
-    labels: torch.Tensor  # (1, num_points) int32: 1 / 0 clicks, 2 / 3 box corners (box first)
-
-
-_result_serial_numbers = itertools.count()
-
-
-@dataclass(eq=False)
-class FrameResult:
-    """One object's result on one frame (original: the compact output dict of a frame).
-
-    A result is never modified once stored; a new one replaces it. Its serial number names it in
-    the `computed_from` key of the tracked results that read it.
-    """
-
-    mask_logits: torch.Tensor  # (1, 1, 256, 256) float32 low-resolution logits, holes filled
-    object_pointer: torch.Tensor  # (1, hidden)
-    object_score_logits: torch.Tensor  # (1, 1)
-    memory_tokens: torch.Tensor | None = None  # (1, 512, mem_dim) in the session's memory dtype
-    computed_from: tuple | None = None  # for a tracked result: everything its computation read
-    serial: int = field(default_factory=lambda: next(_result_serial_numbers))
-
-
-@dataclass
-class FrameResults:
-    """One object's results by frame, split as the original splits them."""
-
-    conditioning: dict[int, FrameResult] = field(default_factory=dict)  # "cond_frame_outputs"
-    tracked: dict[int, FrameResult] = field(default_factory=dict)  # "non_cond_frame_outputs"
-
-    def of_kind(self, conditioning: bool) -> dict[int, FrameResult]:
-        return self.conditioning if conditioning else self.tracked
-
-    def find(self, frame_idx: int) -> FrameResult | None:
-        """The frame's result, a conditioning one first (the original's look-up order)."""
-        result = self.conditioning.get(frame_idx)
-        return result if result is not None else self.tracked.get(frame_idx)
-
-    def clear(self) -> None:
-        self.conditioning.clear()
-        self.tracked.clear()
-
-
-@dataclass
-class TrackedObject:
-    """Everything the session knows about one object (original: the `*_per_obj` entries)."""
-
-    obj_id: int
-    point_prompts: dict[int, PointPrompt] = field(default_factory=dict)
-    mask_prompts: dict[int, torch.Tensor] = field(default_factory=dict)  # (1, 1, 1024, 1024) binary
-    # Results with their memory, used by later frames ("output_dict_per_obj").
-    results: FrameResults = field(default_factory=FrameResults)
-    # Results of prompts not yet merged into `results`, without memory ("temp_output_dict_per_obj").
-    prompt_results: FrameResults = field(default_factory=FrameResults)
-    # Frames already run for this object -> whether that run was in reverse ("frames_already_tracked").
-    tracked_frames: dict[int, bool] = field(default_factory=dict)
-
-    def has_prompt(self, frame_idx: int) -> bool:
-        return frame_idx in self.point_prompts or frame_idx in self.mask_prompts
-
-    def clear(self) -> None:
-        self.point_prompts.clear()
-        self.mask_prompts.clear()
-        self.results.clear()
-        self.prompt_results.clear()
-        self.tracked_frames.clear()
-
-
-@dataclass
-class PendingPrompt:
-    """A prompt added by the processor that the model's next call runs (one original `add_*` call)."""
-
-    obj_id: int
-    frame_idx: int
-    points: PointPrompt | None = None
-    mask: torch.Tensor | None = None  # (1, 1, 1024, 1024) binary
-
+    from .frame_source import LazyFrames
 
 class EdgeTamVideoInferenceSession:
     """The state of tracking objects through one video.
 
+    A bounded session keeps only what a later frame can read (see `forget_frames_behind`): the
+    conditioning frames, the frames next to them, and the last frames tracked in each direction;
+    its memory stays flat however long the video. A keep-everything session keeps every result,
+    as the original does, for corrections on any frame and re-propagation over old frames.
+
     Args:
-        video: `(num_frames, 3, 1024, 1024)` preprocessed frames, or None to stream frames in.
+        video: `(num_frames, 3, 1024, 1024)` preprocessed frames, `LazyFrames` read on demand, or
+            None to stream frames in.
         video_height, video_width: the size of the original frames (for prompts and masks).
         inference_device: where the model runs.
         inference_state_device: where results and memories are kept (default: inference_device).
@@ -121,11 +40,12 @@ class EdgeTamVideoInferenceSession:
             recently used); the original keeps one.
         memory_dtype: dtype of the stored memories; the original stores bfloat16 and computes
             in float32, `torch.float32` keeps them unrounded.
+        bounded: forget what no later frame reads; default True when streaming, False otherwise.
     """
 
     def __init__(
         self,
-        video: torch.Tensor | None = None,
+        video: "torch.Tensor | LazyFrames | None" = None,
         video_height: int | None = None,
         video_width: int | None = None,
         inference_device: torch.device | str = "cpu",
@@ -134,6 +54,7 @@ class EdgeTamVideoInferenceSession:
         dtype: torch.dtype = torch.float32,
         max_vision_features_cache_size: int = 1,
         memory_dtype: torch.dtype = torch.bfloat16,
+        bounded: bool | None = None,
     ):
         if not isinstance(max_vision_features_cache_size, int) or max_vision_features_cache_size < 1:
             raise ValueError(
@@ -141,6 +62,8 @@ class EdgeTamVideoInferenceSession:
             )
         if not isinstance(memory_dtype, torch.dtype) or not memory_dtype.is_floating_point:
             raise ValueError(f"memory_dtype must be a floating torch dtype such as torch.bfloat16, got {memory_dtype!r}")
+        if bounded is not None and not isinstance(bounded, bool):
+            raise ValueError(f"bounded must be True, False or None (True when streaming), got {bounded!r}")
         self.inference_device = torch.device(inference_device)
         self.inference_state_device = torch.device(inference_state_device or inference_device)
         self.video_storage_device = torch.device(video_storage_device or inference_device)
@@ -150,11 +73,22 @@ class EdgeTamVideoInferenceSession:
         self.video_height = video_height
         self.video_width = video_width
         self.is_streaming = video is None
-        self.frames: dict[int, torch.Tensor] = {}
-        if video is not None:
+        self.bounded = self.is_streaming if bounded is None else bounded
+        # An offline video: a tensor on the storage device, or frames read on demand.
+        self._video: "torch.Tensor | LazyFrames | None" = None
+        # A streamed video: the frames that arrived and are still kept, by index.
+        self._streamed_frames: dict[int, torch.Tensor] = {}
+        self._num_frames = 0  # frames in the video (streamed: arrived), kept or not
+        if isinstance(video, torch.Tensor):
             if video.ndim != 4 or video.shape[0] == 0:
                 raise ValueError(f"video must be (num_frames, 3, height, width), got {tuple(video.shape)}")
-            self.frames = dict(enumerate(video.to(self.video_storage_device, dtype=dtype)))
+            self._video = video.to(self.video_storage_device, dtype=dtype)
+        elif video is not None:
+            self._video = video
+        if self._video is not None:
+            self._num_frames = len(self._video)
+        # Tracked frames whose results a bounded session has forgotten.
+        self.forgotten_frames = FrameRanges()
         # Objects in the order they were first prompted: the original's object index.
         self.objects: dict[int, TrackedObject] = {}
         self.pending_prompts: list[PendingPrompt] = []
@@ -171,27 +105,54 @@ class EdgeTamVideoInferenceSession:
 
     @property
     def num_frames(self) -> int:
-        return len(self.frames)
+        """Frames in the video (of a stream: that arrived), whether or not they are still kept."""
+        return self._num_frames
+
+    @property
+    def num_stored_frames(self) -> int:
+        """Preprocessed frames held in memory (a lazy video: its cache)."""
+        if self.is_streaming:
+            return len(self._streamed_frames)
+        return getattr(self._video, "num_cached_frames", self._num_frames)
 
     def add_new_frame(self, pixel_values: torch.Tensor, frame_idx: int | None = None) -> int:
         """Appends a streamed frame, `(3, H, W)` or `(1, 3, H, W)`; returns its index."""
+        if not self.is_streaming:
+            raise ValueError("frame: only a streaming session (init_video_session() without video) takes new frames")
         if frame_idx is None:
-            frame_idx = self.num_frames
-        if frame_idx != self.num_frames:
+            frame_idx = self._num_frames
+        if frame_idx != self._num_frames:
             raise ValueError(
-                f"frame_idx={frame_idx}: a new frame is appended after the {self.num_frames} frames already in "
-                f"the session, so it must be {self.num_frames} (or None)"
+                f"frame_idx={frame_idx}: a new frame is appended after the {self._num_frames} frames already in "
+                f"the session, so it must be {self._num_frames} (or None)"
             )
         if pixel_values.ndim == 4 and pixel_values.shape[0] == 1:
             pixel_values = pixel_values[0]
         if pixel_values.ndim != 3 or pixel_values.shape[0] != 3:
             raise ValueError(f"frame must be (3, height, width) or (1, 3, height, width), got {tuple(pixel_values.shape)}")
-        self.frames[frame_idx] = pixel_values.to(self.video_storage_device, dtype=self.dtype)
+        self._streamed_frames[frame_idx] = pixel_values.to(self.video_storage_device, dtype=self.dtype)
+        self._num_frames += 1
         return frame_idx
 
     def get_frame(self, frame_idx: int) -> torch.Tensor:
         """(1, 3, H, W) float32 on the inference device."""
-        return self.frames[frame_idx].to(self.inference_device).float().unsqueeze(0)
+        if self.is_streaming:
+            frame = self._streamed_frames.get(frame_idx)
+            if frame is None:
+                raise ValueError(
+                    f"frame_idx={frame_idx}: this bounded streaming session no longer keeps that frame (it keeps "
+                    "the conditioning frames and the newest one); start the session with bounded=False to "
+                    "prompt old frames"
+                )
+        else:
+            frame = self._video[frame_idx]
+        return frame.to(self.inference_device).float().unsqueeze(0)
+
+    def stored_frame_device(self, frame_idx: int) -> torch.device:
+        """Where a kept frame is stored (`video_storage_device`), before it is moved to be used."""
+        if self.is_streaming:
+            return self._streamed_frames[frame_idx].device
+        return self._video[frame_idx].device
 
     def check_frame_idx(self, frame_idx, name: str = "frame_idx", allow_next: bool = False) -> None:
         """Raises a ValueError naming `name` unless the frame is in the session.
@@ -211,6 +172,55 @@ class EdgeTamVideoInferenceSession:
                 + (f"; prompts may also go to the next frame, {self.num_frames}" if allow_next else "")
             )
         raise ValueError(f"{name}={frame_idx} is outside the video: it has {self.num_frames} frames (0 to {self.num_frames - 1})")
+
+    def check_frame_kept(self, frame_idx: int, name: str = "frame_idx") -> None:
+        """Raises a ValueError naming `name` if a bounded session has forgotten the frame's results."""
+        if frame_idx in self.forgotten_frames:
+            raise ValueError(
+                f"{name}={frame_idx}: this bounded session has forgotten that frame's results (it keeps the "
+                "conditioning frames, the frames next to them and the last frames tracked), so it cannot be "
+                "corrected or tracked from again; start the session with bounded=False for corrections and "
+                "re-propagation over old frames"
+            )
+
+    def forget_frames_behind(self, frame_idx: int, reverse: bool, window: int) -> None:
+        """After tracking `frame_idx`, forgets in a bounded session the tracked frames that neither
+        the next frame nor a correction of this one reads: those more than `window` frames behind
+        it in the direction of tracking, except the conditioning frames and the frames within
+        `window` of one (tracking the other way from a conditioning frame reads those). A streaming
+        session also drops their pixels; a lazy video reads them again if needed."""
+        if not self.bounded:
+            return
+        conditioning = set(self.consolidated_conditioning_frames)
+        for tracked in self.objects.values():
+            conditioning.update(tracked.results.conditioning)
+        step = 1 if reverse else -1
+
+        def forgettable(t: int) -> bool:
+            behind = (t - frame_idx) * step > window
+            return behind and all(abs(t - c) > window for c in conditioning) and not self._has_pending_prompt(t)
+
+        stale = {t for tracked in self.objects.values() for t in tracked.results.tracked if forgettable(t)}
+        stale.update(t for tracked in self.objects.values() for t in tracked.tracked_frames if forgettable(t))
+        for t in stale:
+            for tracked in self.objects.values():
+                tracked.results.tracked.pop(t, None)
+                tracked.tracked_frames.pop(t, None)
+            self.consolidated_tracked_frames.discard(t)
+            self._feature_cache.pop(t, None)
+            self.forgotten_frames.add(t)
+        # A stream keeps the pixels of its newest frame (for a correction there) and of the
+        # conditioning frames (objects joining later get placeholders on them).
+        for t in [t for t in self._streamed_frames if t < frame_idx and t not in conditioning]:
+            if not self._has_pending_prompt(t):
+                del self._streamed_frames[t]
+
+    def remember_frame(self, frame_idx: int) -> None:
+        """A frame tracked again holds results again."""
+        self.forgotten_frames.discard(frame_idx)
+
+    def _has_pending_prompt(self, frame_idx: int) -> bool:
+        return any(prompt.frame_idx == frame_idx for prompt in self.pending_prompts)
 
     def frame_features(self, model: "EdgeTamVideoModel", frame_idx: int) -> FrameFeatures:
         """The frame's `FrameFeatures` (batch 1) on the inference device, computed once and cached
@@ -252,15 +262,32 @@ class EdgeTamVideoInferenceSession:
 
     # ------------------------------------------------------------------ prompts
 
-    def add_point_prompt(self, obj_id: int, frame_idx: int, prompt: PointPrompt) -> None:
-        """Queues an object's clicks on a frame for the model's next call; they replace its mask prompt there."""
+    def set_video_size(self, height: int, width: int) -> None:
+        """The size of the original frames; a streaming session learns it with its first prompts."""
+        if self.video_height is not None and (height, width) != (self.video_height, self.video_width):
+            raise ValueError(
+                f"original_size {(height, width)} differs from the session's frames {(self.video_height, self.video_width)}"
+            )
+        self.video_height, self.video_width = height, width
+
+    def add_point_prompt(self, obj_id: int, frame_idx: int, prompt: PointPrompt, append: bool = False) -> None:
+        """Queues an object's clicks on a frame for the model's next call; they replace its mask
+        prompt there, and its earlier clicks unless `append` (then they follow them)."""
+        self.check_frame_kept(frame_idx)
         tracked = self.get_or_add_object(obj_id)
+        previous = tracked.point_prompts.get(frame_idx)
+        if append and previous is not None:
+            prompt = PointPrompt(
+                torch.cat([previous.coordinates, prompt.coordinates], dim=1),
+                torch.cat([previous.labels, prompt.labels], dim=1),
+            )
         tracked.point_prompts[frame_idx] = prompt
         tracked.mask_prompts.pop(frame_idx, None)
         self.pending_prompts.append(PendingPrompt(obj_id, frame_idx, points=prompt))
 
     def add_mask_prompt(self, obj_id: int, frame_idx: int, mask: torch.Tensor) -> None:
         """Queues an object's (1, 1, 1024, 1024) binary mask on a frame; it replaces its clicks there."""
+        self.check_frame_kept(frame_idx)
         tracked = self.get_or_add_object(obj_id)
         tracked.mask_prompts[frame_idx] = mask
         tracked.point_prompts.pop(frame_idx, None)
@@ -301,6 +328,7 @@ class EdgeTamVideoInferenceSession:
         self.pending_prompts.clear()
         self.consolidated_conditioning_frames.clear()
         self.consolidated_tracked_frames.clear()
+        self.forgotten_frames.clear()
         self.tracking_started = False
 
     def reset_tracking_data(self) -> None:
