@@ -14,11 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..conventions import LABEL_NEGATIVE, LABEL_POSITIVE
 from ..modeling import EdgeTamModel
 from ..outputs import EdgeTamImageSegmentationOutput
-from .prompts import POSITIVE_CLICK
-
-NEGATIVE_CLICK = 0
 
 
 def sample_correction_clicks(
@@ -38,7 +36,7 @@ def sample_correction_clicks(
         ys, xs = np.nonzero(missed | wrong)
         index = int(rng.integers(len(xs)))
         points.append([float(xs[index]), float(ys[index])])
-        labels.append(POSITIVE_CLICK if missed[ys[index], xs[index]] else NEGATIVE_CLICK)
+        labels.append(LABEL_POSITIVE if missed[ys[index], xs[index]] else LABEL_NEGATIVE)
     return torch.tensor(points).reshape(-1, 1, 2), torch.tensor(labels).reshape(-1, 1)
 
 

@@ -25,7 +25,7 @@ from ..losses import LossWeights, dice_loss, sigmoid_focal_loss
 from ..modeling_video import EdgeTamVideoModel
 from ..video.memory_bank import memory_plan
 from ..video.propagation import _use_multimask
-from ..video.session import FrameResult, FrameResults
+from ..video.records import FrameResult, FrameResults
 from ..video.step import memory_context
 from ..video.types import EncodedMemory, FrameFeatures, FramePrediction, MemorySlots
 
