@@ -14,7 +14,9 @@ from edgetam_hf.losses import binary_mask_iou, dice_loss, segmentation_loss, sig
 from edgetam_hf.processing import EdgeTamProcessor
 from edgetam_hf.training.collator import EdgeTamDataCollator
 from edgetam_hf.training.datasets import DavisFolderDataset, ImageMaskFolderDataset
+from edgetam_hf.training.corrections import corrected_prediction, sample_correction_clicks
 from edgetam_hf.training.evaluation import interior_click
+from edgetam_hf.training.initialization import initialise_for_training_from_scratch
 from edgetam_hf.training.prompts import sample_box, sample_click
 from edgetam_hf.training.shapes import render_shapes_scene
 
@@ -119,11 +121,70 @@ def test_processor_builds_labels_at_the_input_size():
 
 def test_collator_makes_rectangular_batches_of_model_inputs():
     batch = EdgeTamDataCollator(tiny_processor(), objects_per_image=3)(shape_items(0, 2))
-    assert set(batch) == {"pixel_values", "input_points", "input_labels", "labels"}
+    assert set(batch) == {"pixel_values", "input_points", "input_labels", "labels", "multimask_output"}
     assert batch["labels"].shape == (2, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE)
     assert batch["input_points"].shape[:2] == (2, 3)
     with pytest.raises(ValueError, match="item 0 must be a dict with 'image' and 'masks'"):
         EdgeTamDataCollator(tiny_processor())([{"image": Image.new("RGB", (8, 8))}])
+
+
+def test_a_batch_is_all_clicks_with_three_outputs_or_all_boxes_with_one():
+    collator = EdgeTamDataCollator(tiny_processor(), objects_per_image=2, box_probability=0.5, seed=1)
+    batches = [collator(shape_items(seed, 2)) for seed in range(8)]
+    kinds = {batch["multimask_output"] for batch in batches}
+    assert kinds == {True, False}
+    for batch in batches:
+        expected = [[[1]] * 2] * 2 if batch["multimask_output"] else [[[2, 3]] * 2] * 2
+        assert batch["input_labels"].tolist() == expected
+
+
+def test_scenes_hold_at_least_the_objects_asked_for():
+    rng = np.random.default_rng(0)
+    counts = [len(render_shapes_scene(rng, SCENE_SIZE, max_shapes=5, min_objects=3)[1]) for _ in range(10)]
+    assert min(counts) >= 3
+    with pytest.raises(ValueError, match="min_objects must be in"):
+        render_shapes_scene(rng, SCENE_SIZE, max_shapes=2, min_objects=3)
+
+
+def test_initialisation_for_training_from_scratch_is_pytorchs_and_seeded():
+    def initialised(seed: int) -> EdgeTamModel:
+        model = fresh_model()
+        torch.manual_seed(seed)
+        return initialise_for_training_from_scratch(model)
+
+    first, second, other = initialised(1), initialised(1), initialised(2)
+    point_embed = first.prompt_encoder.point_embed.weight.detach()
+    assert 0.7 < float(point_embed.std()) < 1.3  # N(0, 1) as nn.Embedding, not N(0, 0.02)
+    assert all(torch.equal(value, second.state_dict()[name]) for name, value in first.state_dict().items())
+    assert not torch.equal(point_embed, other.prompt_encoder.point_embed.weight)
+    # the frequencies shared by prompts and the image grid stay one matrix
+    assert torch.equal(first.shared_image_embedding.positional_embedding, first.prompt_encoder.shared_embedding.positional_embedding)
+    with pytest.raises(TypeError, match="model must be an EdgeTamModel"):
+        initialise_for_training_from_scratch(torch.nn.Linear(2, 2))
+
+
+def test_correction_clicks_fall_on_errors_with_the_right_label():
+    truth = torch.zeros(3, 10, 10, dtype=torch.bool)
+    truth[:, 2:6, 2:6] = True
+    predicted = truth.clone()
+    predicted[0, 2:6, 2:4] = False  # row 0 misses part of the object: a positive click there
+    predicted[1, 7:9, 7:9] = True  # row 1 claims background: a negative click there
+    points, labels = sample_correction_clicks(predicted, truth, np.random.default_rng(0))  # row 2 is right
+    (x0, y0), (x1, y1), (x2, y2) = points[:, 0].int().tolist()
+    assert labels[:, 0].tolist() == [1, 0, 0]
+    assert 2 <= x0 < 4 and 2 <= y0 < 6 and 7 <= x1 < 9 and 7 <= y1 < 9 and not truth[2, y2, x2]
+
+
+def test_a_correction_click_trains_the_single_output_and_the_mask_prompt():
+    model = initialise_for_training_from_scratch(fresh_model())
+    batch = EdgeTamDataCollator(tiny_processor(), box_probability=0.0, seed=2)(shape_items(5, 2))
+    first = model(**batch)
+    corrected = corrected_prediction(model, batch, first, np.random.default_rng(0))
+    assert corrected.pred_masks.shape[2] == 1 and corrected.loss.ndim == 0
+    corrected.loss.backward()
+    for name in ("prompt_encoder.mask_embed.conv1.weight", "mask_decoder.output_hypernetworks_mlps.0.proj_out.weight"):
+        assert model.get_parameter(name).grad.abs().sum() > 0, name
+    assert model.vision_encoder.neck.convs[0].weight.grad.abs().sum() > 0  # through the shared image features
 
 
 def _write_ids(path, ids: np.ndarray) -> None:
@@ -174,22 +235,27 @@ def test_a_tiny_model_learns_a_batch():
     assert losses[-1] < 0.5 * losses[0], losses
 
 
-@pytest.mark.parametrize("multimask_output", [True, False])
-def test_gradients_reach_every_parameter_the_loss_uses(multimask_output):
-    """Clicks, boxes (as corner points) and padding points, so every prompt embedding is used. Not
-    used: the mask-prompt encoder (no mask prompt), and the hypernetworks of the mask tokens whose
-    masks the loss does not train (token 0 with three outputs, only the best of the three)."""
-    model = fresh_model()
-    batch = EdgeTamDataCollator(tiny_processor(), objects_per_image=2, box_probability=0.5, seed=3)(shape_items(3, 2))
-    assert {1, 2, 3, -1} <= set(batch["input_labels"].unique().tolist())
-    outputs = model(**batch, multimask_output=multimask_output)
+@pytest.mark.parametrize("box_probability", [0.0, 1.0])
+def test_gradients_reach_every_parameter_the_loss_uses(box_probability):
+    """Clicks (three outputs) or boxes as corner points (one output), and the padding point the
+    prompt encoder appends. Not used: the mask-prompt encoder (no mask prompt), the negative-click
+    embedding, the box-corner embeddings with clicks, and the hypernetworks of the mask tokens
+    whose masks the loss does not train (token 0 with three outputs, only the best of the three)."""
+    model = initialise_for_training_from_scratch(fresh_model())
+    batch = EdgeTamDataCollator(tiny_processor(), objects_per_image=2, box_probability=box_probability, seed=3)(shape_items(3, 2))
+    outputs = model(**batch)
     outputs.loss.backward()
+    multimask_output = batch["multimask_output"]
+    assert multimask_output == (box_probability == 0.0) and outputs.pred_masks.shape[2] == (3 if multimask_output else 1)
     trained_tokens = {0} if not multimask_output else set((_best_outputs(outputs.pred_masks, batch["labels"]) + 1).tolist())
     unused = ["prompt_encoder.mask_embed."]
     unused += [f"mask_decoder.output_hypernetworks_mlps.{token}." for token in range(4) if token not in trained_tokens]
     reached = {name for name, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     expected = {name for name, p in model.named_parameters() if p.requires_grad and not name.startswith(tuple(unused))}
     assert sorted(expected - reached) == [] and sorted(reached - expected) == []
+    used_rows = [1] if multimask_output else [2, 3]  # point_embed rows: negative, positive, box corners
+    row_reached = model.prompt_encoder.point_embed.weight.grad.abs().sum(-1) > 0
+    assert row_reached.nonzero().flatten().tolist() == used_rows
 
 
 def _best_outputs(pred_masks: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -236,3 +302,51 @@ def test_finetune_command_trains_checkpoints_and_resumes(tmp_path, capsys):
     capsys.readouterr()
     assert main(["finetune", str(data), "--out", str(tmp_path / "none"), "--resume"]) == 2
     assert "--resume: no checkpoint-N folder" in capsys.readouterr().err
+
+
+# ---- video clips --------------------------------------------------------------------------------
+
+
+def moving_discs_clip(num_frames: int, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(num_frames, 3, side, side) frames of a red and a blue disc drifting apart, the blue one
+    leaving the image on the last frame, and their (num_frames, 2, side, side) masks."""
+    ys, xs = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    frames, masks = [], []
+    for t in range(num_frames):
+        red = (xs - (30 + 6 * t)) ** 2 + (ys - 40) ** 2 < 15**2
+        blue_x = 90 - 8 * t if t < num_frames - 1 else -100  # gone on the last frame: occluded
+        blue = (xs - blue_x) ** 2 + (ys - 85) ** 2 < 18**2
+        frame = torch.full((3, side, side), -0.5)
+        frame[:, red] = torch.tensor([1.5, -1.0, -1.0])[:, None]
+        frame[:, blue] = torch.tensor([-1.0, -1.0, 1.5])[:, None]
+        frames.append(frame)
+        masks.append(torch.stack([red, blue]).float())
+    return torch.stack(frames), torch.stack(masks)
+
+
+def test_a_clip_loss_falls_and_reaches_the_memory_path():
+    from _video_tiny import TINY_IMAGE_SIZE as VIDEO_SIDE
+    from _video_tiny import tiny_model
+    from edgetam_hf.training.video_clip import clip_loss
+
+    frames, masks = moving_discs_clip(3, VIDEO_SIDE)
+    points = torch.tensor([[[30.0, 40.0]], [[90.0, 85.0]]])  # one click on each disc, first frame
+    point_labels = torch.ones(2, 1, dtype=torch.long)
+    torch.manual_seed(0)
+    model = tiny_model().train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
+    losses = []
+    for step in range(5):
+        loss = clip_loss(model, frames, masks, points, point_labels)
+        assert loss.focal.shape == loss.dice.shape == loss.object_score.shape == (3,)
+        optimizer.zero_grad()
+        loss.total.backward()
+        if step == 0:
+            reached = {name.split(".")[0] for name, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+            assert {"memory_attention", "memory_encoder", "spatial_perceiver", "object_pointer_proj"} <= reached, reached
+            assert "memory_temporal_positional_encoding" in reached and "vision_encoder" in reached
+        optimizer.step()
+        losses.append(loss.total.item())
+    assert losses[-1] < 0.8 * losses[0], losses
+    with pytest.raises(ValueError, match=r"labels must have shape \(3, num_objects"):
+        clip_loss(model, frames, masks[:2], points, point_labels)

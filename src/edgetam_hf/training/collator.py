@@ -1,21 +1,23 @@
 """Batches for transformers' `Trainer` (or any loop): images + masks in, model inputs + labels out."""
 
 import numpy as np
-import torch
 
 from ..processing import EdgeTamProcessor
-from .prompts import sample_prompt_points
+from .prompts import sample_box_prompt, sample_click_prompt
 
 
 class EdgeTamDataCollator:
     """Turns dataset items `{"image": PIL image or (H, W, 3) array, "masks": (num_objects, H, W)}`
     into `EdgeTamModel.forward` arguments: pixel_values, one sampled prompt per object
-    (input_points, input_labels) and labels.
+    (input_points, input_labels), labels and multimask_output.
 
     Each image contributes `objects_per_image` objects drawn from its masks (with repetition when
-    it has fewer), so that every batch is rectangular without padded objects. Each object is
-    prompted by a noisy box with `box_probability`, else by one click in the mask, as SAM 2's
-    training does; the sampling is seeded, so a run repeats exactly.
+    it has fewer), so that every batch is rectangular without padded objects. A whole batch is
+    prompted by noisy boxes with `box_probability`, else by one click per object, and asks for
+    three masks only with one click: SAM 2's training draws the prompt kind once per batch and
+    its `_use_multimask` rule gives one click three outputs and a box (two corner points) one.
+    Without that rule a box would be answered at inference by the single-mask output that
+    training never saw. The sampling is seeded, so a run repeats exactly.
     """
 
     def __init__(self, processor: EdgeTamProcessor, objects_per_image: int = 2, box_probability: float = 0.5, seed: int = 0):
@@ -30,19 +32,21 @@ class EdgeTamDataCollator:
         self.box_probability = box_probability
         self.rng = np.random.default_rng(seed)
 
-    def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
+    def __call__(self, items: list[dict]) -> dict:
+        with_boxes = bool(self.rng.random() < self.box_probability)
+        sample_prompt = sample_box_prompt if with_boxes else sample_click_prompt
         images, labels, points, point_labels = [], [], [], []
         for index, item in enumerate(items):
             masks = _object_masks(item, index)
             chosen = masks[self._choose_objects(len(masks))]
-            prompts = [sample_prompt_points(mask, self.rng, self.box_probability) for mask in chosen]
+            prompts = [sample_prompt(mask, self.rng) for mask in chosen]
             images.append(item["image"])
             labels.append(chosen)
             points.append([object_points for object_points, _ in prompts])
             point_labels.append([object_labels for _, object_labels in prompts])
         batch = self.processor(images=images, input_points=points, input_labels=point_labels, labels=labels)
         batch.pop("original_sizes")
-        return dict(batch)
+        return {**batch, "multimask_output": not with_boxes}
 
     def _choose_objects(self, num_objects: int) -> np.ndarray:
         if num_objects >= self.objects_per_image:

@@ -1,5 +1,8 @@
-"""One-click segmentation quality: the first click at an object's most interior pixel, as in SAM's
-interactive evaluation, and the IoU of the answer with the ground truth."""
+"""Prompted segmentation quality on held-out images: the first click at an object's most interior
+pixel, as in SAM's interactive evaluation, or the object's bounding box, and the IoU of the answer
+with the ground truth at the image's size."""
+
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -31,14 +34,36 @@ def interior_click(mask: np.ndarray) -> tuple[float, float]:
     return (float(xs[nearest]), float(ys[nearest]))
 
 
+class PromptedIous(NamedTuple):
+    """IoU per object (lists of num_objects floats)."""
+
+    one_click: list[float]  # three outputs, the one with the highest predicted IoU (SAM's protocol)
+    one_click_best_of_three: list[float]  # the best of the three by true IoU: the IoU head's ceiling
+    box: list[float]  # the tight bounding box, one output (how the demo prompts)
+
+
 @torch.no_grad()
-def one_click_iou(model: EdgeTamModel, processor: EdgeTamProcessor, image, masks: np.ndarray) -> list[float]:
-    """IoU per object of `masks` (num_objects, height, width) from one interior click each: the
-    multimask output with the highest predicted IoU, upsampled to the image and cut at 0."""
+def prompted_ious(model: EdgeTamModel, processor: EdgeTamProcessor, image, masks: np.ndarray) -> PromptedIous:
+    """`PromptedIous` of the objects `masks` (num_objects, height, width) of `image`."""
+    truth = torch.as_tensor(masks).float()  # (num_objects, height, width)
     clicks = [[list(interior_click(mask))] for mask in masks]
     inputs = processor(images=image, input_points=[clicks], input_labels=[[[1]] * len(clicks)])
     outputs = model(**inputs, multimask_output=True)
-    best = outputs.iou_scores[0].argmax(-1)  # (num_objects,)
-    best_logits = outputs.pred_masks[0, torch.arange(len(masks)), best]  # (num_objects, h, w)
-    upsampled = processor.post_process_masks(best_logits[None, :, None], inputs["original_sizes"], binarize=False)[0]
-    return binary_mask_iou(upsampled[:, 0], torch.as_tensor(masks).float()).tolist()
+    click_logits = _at_image_size(processor, outputs.pred_masks, inputs)  # (num_objects, 3, height, width)
+    click_ious = binary_mask_iou(click_logits, truth[:, None].expand_as(click_logits))  # (num_objects, 3)
+    chosen = outputs.iou_scores[0].argmax(-1)
+
+    boxes = [[float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())] for ys, xs in map(np.nonzero, masks)]
+    box_inputs = processor(original_sizes=inputs["original_sizes"], input_boxes=[boxes])
+    box_outputs = model(image_embeddings=outputs.image_embeddings, input_boxes=box_inputs["input_boxes"], multimask_output=False)
+    box_logits = _at_image_size(processor, box_outputs.pred_masks, inputs)[:, 0]
+    return PromptedIous(
+        click_ious.gather(-1, chosen[:, None])[:, 0].tolist(),
+        click_ious.max(-1).values.tolist(),
+        binary_mask_iou(box_logits, truth).tolist(),
+    )
+
+
+def _at_image_size(processor: EdgeTamProcessor, pred_masks: torch.Tensor, inputs) -> torch.Tensor:
+    """(1, num_objects, num_masks, h, w) low-resolution logits -> (num_objects, num_masks, H, W) logits."""
+    return processor.post_process_masks(pred_masks, inputs["original_sizes"], binarize=False)[0]

@@ -37,10 +37,13 @@ def sample_box(mask: np.ndarray, rng: np.random.Generator) -> tuple[float, float
     return (float(x0), float(y0), float(x1), float(y1))
 
 
-def sample_prompt_points(mask: np.ndarray, rng: np.random.Generator, box_probability: float):
-    """One object's prompt as points and labels: a box (two corner points labelled 2, 3) with
-    `box_probability`, else one positive click (the original feeds boxes to the model this way)."""
-    if rng.random() < box_probability:
-        x0, y0, x1, y1 = sample_box(mask, rng)
-        return [[x0, y0], [x1, y1]], [BOX_TOP_LEFT, BOX_BOTTOM_RIGHT]
+def sample_box_prompt(mask: np.ndarray, rng: np.random.Generator) -> tuple[list, list]:
+    """One object's box as points and labels: two corner points labelled 2 and 3, the way the
+    original feeds boxes to the model."""
+    x0, y0, x1, y1 = sample_box(mask, rng)
+    return [[x0, y0], [x1, y1]], [BOX_TOP_LEFT, BOX_BOTTOM_RIGHT]
+
+
+def sample_click_prompt(mask: np.ndarray, rng: np.random.Generator) -> tuple[list, list]:
+    """One object's single positive click as points and labels."""
     return [list(sample_click(mask, rng))], [POSITIVE_CLICK]

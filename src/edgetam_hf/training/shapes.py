@@ -13,14 +13,17 @@ SHAPE_KINDS = ("ellipse", "rectangle", "triangle")
 MIN_VISIBLE_FRACTION = 0.004  # of the image: smaller remnants of a hidden shape are not objects
 
 
-def render_shapes_scene(rng: np.random.Generator, size: tuple[int, int], max_shapes: int = 3):
+def render_shapes_scene(rng: np.random.Generator, size: tuple[int, int], max_shapes: int = 3, min_objects: int = 1):
     """One scene: `(image, masks)`, a PIL RGB image of `size` (width, height) and a bool array
-    (num_objects, height, width) of the visible part of each shape (at least one object)."""
+    (num_objects, height, width) of the visible part of each shape, with at least `min_objects`
+    objects (scenes with fewer are drawn again: with two or more, a click must choose)."""
+    if not 1 <= min_objects <= max_shapes:
+        raise ValueError(f"min_objects must be in [1, max_shapes={max_shapes}], got {min_objects}")
     width, height = size
     while True:
         image = Image.fromarray(_shaded_background(rng, width, height))
         visible = []
-        for _ in range(int(rng.integers(1, max_shapes + 1))):
+        for _ in range(int(rng.integers(min_objects, max_shapes + 1))):
             shape = Image.new("L", size, 0)
             _draw_random_shape(ImageDraw.Draw(shape), rng, width, height)
             shape_mask = np.asarray(shape) > 0
@@ -28,7 +31,7 @@ def render_shapes_scene(rng: np.random.Generator, size: tuple[int, int], max_sha
             image.paste(colour, mask=shape)
             visible = [mask & ~shape_mask for mask in visible] + [shape_mask]
         objects = [mask for mask in visible if mask.mean() >= MIN_VISIBLE_FRACTION]
-        if objects:
+        if len(objects) >= min_objects:
             return image, np.stack(objects)
 
 
