@@ -153,7 +153,7 @@ def _unfolded(trunk, pixels):
 
 def _contiguous(trunk, pixels):
     """The trunk on channels-first maps (as before channels-last)."""
-    with _patched(trunk.timm_model, "channels_last_in_inference", False):
+    with _patched(trunk.timm_model, "use_channels_last", False):
         return trunk(pixels)
 
 

@@ -67,7 +67,9 @@ class MaskDownSampler(nn.Module):
 
     def forward(self, masks: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
-            masks = layer(masks)
+            # Per layer: a one-channel map has no distinct channels-last layout, so the first
+            # conv's output comes out channels-first.
+            masks = layer(channels_last_in_inference(self, masks))
         return self.final_conv(masks)
 
 
@@ -165,8 +167,7 @@ class EdgeTamMemoryEncoder(nn.Module):
                 object per batch entry.
             binarize_mask: threshold the mask instead of taking its sigmoid (see `prepare_mask`).
         """
-        mask = channels_last_in_inference(self, self.prepare_mask(mask_logits, binarize_mask))
-        mask_embeddings = self.mask_downsampler(mask)
+        mask_embeddings = self.mask_downsampler(self.prepare_mask(mask_logits, binarize_mask))
         if vision_features.shape[0] > 1 and vision_features.stride(0) == 0:
             # One frame expanded to its objects: the projection reads only the frame, so it runs once.
             vision_features = vision_features[:1]

@@ -30,7 +30,7 @@ class FoldedForInference(ChangeAwareModule):
     are, and training runs the branches).
 
     On by default (`EdgeTamVisionEncoder.fold_for_inference(False)` turns it off): the folded
-    trunk takes ~0.7x the time. It is as accurate as the branch-by-branch trunk (both are ~1e-5
+    trunk takes ~0.7x the time in float32. It is as accurate as the branch-by-branch trunk (both are ~1e-5
     of the largest feature from a float64 run, on the fixture's random weights) but rounds
     differently, so its outputs are not bit-equal to the original's; measured on the fixture, the
     logits and object scores stay within the 1e-4 parity (worst: 7.3e-5 for a video object score).
@@ -274,7 +274,7 @@ class RepVitTrunk(nn.Module):
     extractor flattens `stages.{i}`, and so how the checkpoints name them.
     """
 
-    channels_last_in_inference = True
+    use_channels_last = True  # in reduced-precision inference (see `channels_last_in_inference`)
 
     def __init__(self, config: EdgeTamVisionConfig):
         super().__init__()
@@ -297,7 +297,7 @@ class RepVitTrunk(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(batch, 3, H, W) -> one (batch, width_i, H / 2**(i + 2), W / 2**(i + 2)) map per stage."""
-        if self.channels_last_in_inference:
+        if self.use_channels_last:
             pixel_values = channels_last_in_inference(self, pixel_values)  # so are the stage outputs
         hidden_states = self.stem(pixel_values)
         stage_outputs = []
