@@ -247,9 +247,9 @@ def test_inference_runs_the_folded_trunk_and_refolds_after_a_load():
     with torch.no_grad():
         trunk_outputs = encoder.to(torch.bfloat16).backbone(pixels.bfloat16())
     assert all(output.is_contiguous(memory_format=torch.channels_last) for output in trunk_outputs)
-    encoder.float()
     assert any(module._folded is not None for module in encoder.modules() if isinstance(module, FoldedForInference))
     assert set(encoder.state_dict()) == state_keys
+    encoder.float()
 
     def branch_by_branch_and_folded():
         with torch.enable_grad():
