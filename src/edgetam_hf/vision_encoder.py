@@ -53,8 +53,11 @@ class FoldedForInference(ChangeAwareModule):
     def _folded_conv(self) -> nn.Conv2d:
         if self._folded is None:
             # Kept out of the module tree: not a submodule, not in the state dict.
-            self.__dict__["_folded"] = self.fuse()
+            self.__dict__["_folded"] = self._fold_for_inference()
         return self._folded
+
+    def _fold_for_inference(self) -> nn.Conv2d:
+        return self.fuse()
 
 
 class RepVitConvNorm(FoldedForInference):
@@ -130,23 +133,33 @@ class RepVitTokenMixer(FoldedForInference):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         if self._use_folded():
-            return self._folded_conv()(hidden_states)
+            folded = self._folded_conv()(hidden_states)
+            return folded + hidden_states if self._identity_kept_apart() else folded
         return self.conv(hidden_states) + self.conv1(hidden_states) + hidden_states
 
     @torch.no_grad()
-    def fuse(self) -> nn.Conv2d:
-        """One depthwise k x k conv equal to the sum of the three branches (summed in float32)."""
+    def fuse(self, include_identity: bool = True) -> nn.Conv2d:
+        """One depthwise k x k conv equal to the sum of the three branches (summed in float32),
+        or of the two conv branches without the identity."""
         fused = self.conv.fuse().float()
         pointwise = self.conv1.fuse().float()
         # A 1x1 kernel zero-padded to k x k (and a centred 1 for the identity) acts the same under
         # the k x k conv's padding of (k - 1) // 2.
         border = fused.kernel_size[0] // 2
-        pointwise_as_kxk = F.pad(pointwise.weight, [border] * 4)  # (channels, 1, k, k)
-        identity_as_kxk = torch.zeros_like(fused.weight)
-        identity_as_kxk[:, :, border, border] = 1.0
-        fused.weight.copy_(fused.weight + pointwise_as_kxk + identity_as_kxk)
+        fused.weight.add_(F.pad(pointwise.weight, [border] * 4))  # (channels, 1, k, k)
+        if include_identity:
+            fused.weight[:, :, border, border] += 1.0
         fused.bias.add_(pointwise.bias)
         return fused.to(self.conv.c.weight.dtype)
+
+    def _identity_kept_apart(self) -> bool:
+        """In reduced precision the identity is added to the output instead of merged into the
+        kernel: a centre weight 1 + w in bfloat16 (8-bit mantissa) keeps w only to ~0.004, which
+        on the fixture took tracked masks from IoU 0.96 to 0.92 against float32 (worst 0.27)."""
+        return self.conv.c.weight.dtype != torch.float32
+
+    def _fold_for_inference(self) -> nn.Conv2d:
+        return self.fuse(include_identity=not self._identity_kept_apart())
 
 
 def _squeeze_excite_channels(channels: int) -> int:
