@@ -30,10 +30,12 @@ class FoldedForInference(ChangeAwareModule):
     are, and training runs the branches).
 
     On by default (`EdgeTamVisionEncoder.fold_for_inference(False)` turns it off): the folded
-    trunk takes ~0.7x the time in float32. It is as accurate as the branch-by-branch trunk (both are ~1e-5
-    of the largest feature from a float64 run, on the fixture's random weights) but rounds
-    differently, so its outputs are not bit-equal to the original's; measured on the fixture, the
-    logits and object scores stay within the 1e-4 parity (worst: 7.3e-5 for a video object score).
+    trunk takes ~0.7x the time in float32. It is as accurate as the branch-by-branch trunk (both
+    are ~1e-5 of the largest feature from a float64 run, on the fixture's random weights) but
+    rounds differently, so its outputs are not bit-equal to the original's; measured on the
+    fixture, logits and object scores stay within the 1e-4 parity (worst: 7.3e-5, a video object
+    score; 1.9e-5 unfolded). Most of the change enters at the stem, whose rounding every later
+    layer amplifies.
     The kept conv is dropped whenever the weights may change (see `ChangeAwareModule`); after
     editing them in place, call `weights_changed()`.
     """
