@@ -113,19 +113,19 @@ def lever_rows(model, options):
             *_ab(attention(3, shared=False), attention(3, shared=True), options.repeats),
         ))
         trunk = model.vision_encoder.backbone
-        model.vision_encoder.fold_for_inference()
         rows.append(_row(
             "RepViT re-parameterised (BatchNorms folded, branches merged) at inference",
             "RepViT trunk",
             *_ab(lambda: _unfolded(trunk, pixels), lambda: trunk(pixels), options.repeats),
         ))
-        channels_last = pixels.contiguous(memory_format=torch.channels_last)
+        model.vision_encoder.to(torch.bfloat16)
+        pixels_bf16 = pixels.bfloat16()
         rows.append(_row(
-            "channels-last input to the folded trunk",
-            "RepViT trunk",
-            *_ab(lambda: trunk(pixels), lambda: trunk(channels_last), options.repeats),
+            "channels-last maps (bfloat16 only: float32 keeps the original's layout for parity)",
+            "image encoder, bfloat16, folded",
+            *_ab(lambda: _contiguous(model.vision_encoder, pixels_bf16), lambda: model.vision_encoder(pixels_bf16), options.repeats),
         ))
-        model.vision_encoder.fold_for_inference(False)
+        model.vision_encoder.float()
         logits = torch.nn.functional.interpolate(torch.randn(3, 1, 32, 32, generator=generator), size=(256, 256), mode="bilinear")
         rows.append(_row("hole filling in torch, 3 masks at once (no A/B: the NumPy one is gone)", "3 masks 256x256",
                          None, summarize([timed(lambda: fill_holes(logits, 8), torch.device("cpu")) for _ in range(options.repeats)]).median * 1e3, None))
@@ -152,6 +152,12 @@ def _unfolded(trunk, pixels):
 
     with _patched(FoldedForInference, "_use_folded", lambda self: False):
         return trunk(pixels)
+
+
+def _contiguous(encoder, pixels):
+    """The image encoder on channels-first maps (as before channels-last)."""
+    with _patched(encoder.backbone.timm_model, "use_channels_last", False):
+        return encoder(pixels)
 
 
 @contextlib.contextmanager

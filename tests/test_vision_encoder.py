@@ -11,7 +11,7 @@ from torch import nn
 
 from edgetam_hf.configuration import EdgeTamVisionConfig
 from edgetam_hf.position_encoding import SinePositionEncoding
-from edgetam_hf.vision_encoder import EdgeTamVisionEncoder, RepVitConvNorm, RepVitTokenMixer
+from edgetam_hf.vision_encoder import EdgeTamVisionEncoder, FoldedForInference, RepVitConvNorm, RepVitTokenMixer
 from _tolerance import assert_same_float32
 
 TINY_CONFIG = dict(backbone_embed_dims=[8, 16, 24, 32], backbone_depths=[1, 1, 3, 1], fpn_hidden_size=16)
@@ -243,9 +243,17 @@ def test_original_checkpoint_matches_oracle_features(fixtures_dir):
 
 
 def test_inference_runs_the_folded_trunk_and_refolds_after_a_load():
-    # Once asked to, in eval mode without gradients the conv-norms run folded (timm's fuse), kept between calls.
-    encoder = randomise_(EdgeTamVisionEncoder(EdgeTamVisionConfig(**TINY_CONFIG))).fold_for_inference()
+    # By default, in eval mode without gradients the conv-norms run folded (timm's fuse), kept
+    # between calls (on channels-last maps in bfloat16); with gradients they run branch by branch.
+    encoder = randomise_(EdgeTamVisionEncoder(EdgeTamVisionConfig(**TINY_CONFIG))).eval()
+    state_keys = set(encoder.state_dict())
     pixels = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        trunk_outputs = encoder.to(torch.bfloat16).backbone(pixels.bfloat16())
+    assert all(output.is_contiguous(memory_format=torch.channels_last) for output in trunk_outputs)
+    assert any(module._folded is not None for module in encoder.modules() if isinstance(module, FoldedForInference))
+    assert set(encoder.state_dict()) == state_keys
+    encoder.float()
 
     def branch_by_branch_and_folded():
         with torch.enable_grad():

@@ -8,7 +8,7 @@ from torch import nn
 from transformers.activations import ACT2FN
 
 from .configuration import EdgeTamVideoConfig
-from .layers import LayerNorm2d
+from .layers import LayerNorm2d, channels_last_in_inference
 from .position_encoding import SinePositionEncoding
 
 
@@ -67,7 +67,9 @@ class MaskDownSampler(nn.Module):
 
     def forward(self, masks: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
-            masks = layer(masks)
+            # Per layer: a one-channel map has no distinct channels-last layout, so the first
+            # conv's output comes out channels-first.
+            masks = layer(channels_last_in_inference(self, masks))
         return self.final_conv(masks)
 
 
@@ -158,14 +160,18 @@ class EdgeTamMemoryEncoder(nn.Module):
     ) -> MemoryEncoderOutput:
         """
         Args:
-            vision_features: (batch, 256, height, width) lowest-resolution image features of the
-                frame, without the no-memory embedding (64x64 for a 1024 input).
+            vision_features: (batch or 1, 256, height, width) lowest-resolution image features of
+                the frame, without the no-memory embedding (64x64 for a 1024 input); one row (or
+                an expanded view of one) is shared by every mask.
             mask_logits: (batch, 1, 16 * height, 16 * width) high-resolution mask logits, one
                 object per batch entry.
             binarize_mask: threshold the mask instead of taking its sigmoid (see `prepare_mask`).
         """
         mask_embeddings = self.mask_downsampler(self.prepare_mask(mask_logits, binarize_mask))
-        hidden_states = self.feature_projection(vision_features) + mask_embeddings
+        if vision_features.shape[0] > 1 and vision_features.stride(0) == 0:
+            # One frame expanded to its objects: the projection reads only the frame, so it runs once.
+            vision_features = vision_features[:1]
+        hidden_states = self.feature_projection(vision_features) + mask_embeddings  # (batch, 256, H, W)
         memory_features = self.projection(self.memory_fuser(hidden_states))
         batch_size, _, height, width = memory_features.shape
         position = self.position_encoding(height, width, memory_features.device, memory_features.dtype)

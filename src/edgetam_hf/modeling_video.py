@@ -282,6 +282,7 @@ class EdgeTamVideoModel(ChangeAwareModule, EdgeTamPreTrainedModel):
         """A frame and its predicted masks -> one compressed memory per object (original:
         `_encode_new_memory`: memory encoder, optional occlusion embedding, spatial perceiver).
 
+        `features` may be one frame's row shared by the objects (its projection then runs once).
         `binarize_mask` thresholds the logits instead of taking their sigmoid; the original does
         so for masks that come from the user's prompts.
         """

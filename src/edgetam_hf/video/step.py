@@ -54,7 +54,7 @@ def track_step(
     memory = memory_context(model, slots, memory_position, num_frames)
     prediction = model.predict_from_prompts(features, memory, None, None, None, multimask_output)
     encoded = model.encode_memory(
-        features.expand(batch_size),
+        features,
         prediction.high_res_mask_logits,
         prediction.object_score_logits,
         binarize_mask=False,
