@@ -17,7 +17,8 @@ checkpoint, `--repeats`, `--device`, `--tiny`; see benchmarks/run.py); it prints
 import numpy as np
 import torch
 
-from edgetam_hf.mask_generation import ORIGINAL_MASK_GENERATION_DEFAULTS, rle_to_mask
+from edgetam_hf.mask_generation import ORIGINAL_MASK_GENERATION_DEFAULTS
+from edgetam_hf.masks_and_boxes import rle_to_mask
 
 from .media import BenchmarkImage
 from .memory import peak_memory_mib
