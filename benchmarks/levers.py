@@ -113,11 +113,13 @@ def lever_rows(model, options):
             *_ab(attention(3, shared=False), attention(3, shared=True), options.repeats),
         ))
         trunk = model.vision_encoder.backbone
+        model.vision_encoder.fold_for_inference(True)  # float32 folds only when asked (parity)
         rows.append(_row(
             "RepViT re-parameterised (BatchNorms folded, branches merged) at inference",
-            "RepViT trunk",
+            "RepViT trunk, float32 (opt-in)",
             *_ab(lambda: _unfolded(trunk, pixels), lambda: trunk(pixels), options.repeats),
         ))
+        model.vision_encoder.fold_for_inference(None)
         model.vision_encoder.to(torch.bfloat16)
         pixels_bf16 = pixels.bfloat16()
         rows.append(_row(
@@ -150,7 +152,7 @@ def _unfolded(trunk, pixels):
     """The trunk with its conv-norms and token mixers run branch by branch (as before folding)."""
     from edgetam_hf.vision_encoder import FoldedForInference
 
-    with _patched(FoldedForInference, "_use_folded", lambda self: False):
+    with _patched(FoldedForInference, "_use_folded", lambda self, dtype: False):
         return trunk(pixels)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..tracking_order import frames_to_track
 from .hole_filling import fill_holes
 from .image_ops import upsample_logits, video_pixel_values
 from .manifest import IMAGE_ENCODER, MEMORY_ENCODER, TRACKING_STEP, read_manifest
@@ -302,15 +303,7 @@ class OnnxVideoTracker:
         if start_frame_idx is None:
             start_frame_idx = min(t for tracked in self._objects.values() for t in tracked.results[True])
         self._check_frame(start_frame_idx, "start_frame_idx")
-        if max_frame_num_to_track is None:
-            max_frame_num_to_track = self._num_frames
-        if isinstance(max_frame_num_to_track, bool) or not isinstance(max_frame_num_to_track, int) or max_frame_num_to_track < 0:
-            raise ValueError(f"max_frame_num_to_track must be a non-negative int, got {max_frame_num_to_track!r}")
-        if reverse:
-            end = max(start_frame_idx - max_frame_num_to_track, 0)
-            order = range(start_frame_idx, end - 1, -1) if start_frame_idx > 0 else range(0)
-        else:
-            order = range(start_frame_idx, min(start_frame_idx + max_frame_num_to_track, self._num_frames - 1) + 1)
+        order = frames_to_track(start_frame_idx, max_frame_num_to_track, reverse, self._num_frames)
         for frame_idx in order:
             yield self._track_frame(frame_idx, reverse)
 

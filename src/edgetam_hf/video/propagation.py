@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..conventions import MASK_LOGITS_CLAMP
+from ..tracking_order import frames_to_track
 from ..outputs import EdgeTamVideoSegmentationOutput
 from .hole_filling import fill_holes
 from .memory_bank import MemoryPlan, frames_read, gather_memory_slots, memory_plan, memory_window, stored_result
@@ -67,16 +68,7 @@ def processing_order(
     if start_frame_idx is None:
         start_frame_idx = min(t for tracked in session.objects.values() for t in tracked.results.conditioning)
     session.check_frame_idx(start_frame_idx, name="start_frame_idx")
-    if max_frame_num_to_track is None:
-        max_frame_num_to_track = session.num_frames
-    if isinstance(max_frame_num_to_track, bool) or not isinstance(max_frame_num_to_track, int) or max_frame_num_to_track < 0:
-        raise ValueError(f"max_frame_num_to_track must be a non-negative int, got {max_frame_num_to_track!r}")
-    if reverse:
-        end_frame_idx = max(start_frame_idx - max_frame_num_to_track, 0)
-        # the original does not track backwards from frame 0, not even frame 0 itself
-        return range(start_frame_idx, end_frame_idx - 1, -1) if start_frame_idx > 0 else range(0)
-    end_frame_idx = min(start_frame_idx + max_frame_num_to_track, session.num_frames - 1)
-    return range(start_frame_idx, end_frame_idx + 1)
+    return frames_to_track(start_frame_idx, max_frame_num_to_track, reverse, session.num_frames)
 
 
 # ---------------------------------------------------------------------------- prompts
