@@ -63,3 +63,16 @@ def test_objects_are_encoded_independently(num_objects):
     assert output.memory_position.shape == (num_objects, 16, 8, 8)
     assert_same_float32(output.memory_features, torch.cat([o.memory_features for o in one_by_one]))
     torch.testing.assert_close(output.memory_position[-1], one_by_one[0].memory_position[0])
+
+
+def test_one_frame_row_is_shared_by_every_mask():
+    # Tracking passes the frame's features once for all its objects; the projection then runs once.
+    encoder = randomise_(EdgeTamMemoryEncoder(tiny_memory_config())).eval()
+    generator = torch.Generator().manual_seed(0)
+    frame_features = torch.randn(1, 32, 8, 8, generator=generator)
+    mask_logits = torch.randn(3, 1, 32, 32, generator=generator)
+    with torch.no_grad():
+        shared = encoder(frame_features, mask_logits)
+        per_object = encoder(frame_features.repeat(3, 1, 1, 1), mask_logits)
+    assert shared.memory_features.shape == (3, 16, 8, 8)
+    assert_same_float32(shared.memory_features, per_object.memory_features)

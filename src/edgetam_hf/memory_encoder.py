@@ -161,16 +161,14 @@ class EdgeTamMemoryEncoder(nn.Module):
         """
         Args:
             vision_features: (batch or 1, 256, height, width) lowest-resolution image features of
-                the frame, without the no-memory embedding (64x64 for a 1024 input); one row (or
-                an expanded view of one) is shared by every mask.
+                the frame, without the no-memory embedding (64x64 for a 1024 input); one row is
+                shared by every mask.
             mask_logits: (batch, 1, 16 * height, 16 * width) high-resolution mask logits, one
                 object per batch entry.
             binarize_mask: threshold the mask instead of taking its sigmoid (see `prepare_mask`).
         """
         mask_embeddings = self.mask_downsampler(self.prepare_mask(mask_logits, binarize_mask))
-        if vision_features.shape[0] > 1 and vision_features.stride(0) == 0:
-            # One frame expanded to its objects: the projection reads only the frame, so it runs once.
-            vision_features = vision_features[:1]
+        # One frame's row broadcasts to its masks: the projection reads only the frame, so it runs once.
         hidden_states = self.feature_projection(vision_features) + mask_embeddings  # (batch, 256, H, W)
         memory_features = self.projection(self.memory_fuser(hidden_states))
         batch_size, _, height, width = memory_features.shape

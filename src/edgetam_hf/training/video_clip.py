@@ -88,9 +88,8 @@ def _frame_features(model: EdgeTamVideoModel, frame: torch.Tensor) -> FrameFeatu
 
 
 def _encode_memory(model: EdgeTamVideoModel, features: FrameFeatures, prediction: FramePrediction, binarize_mask: bool) -> EncodedMemory:
-    batch_size = prediction.mask_logits.shape[0]
     return EdgeTamVideoModel.encode_memory.__wrapped__(
-        model, features.expand(batch_size), prediction.high_res_mask_logits, prediction.object_score_logits, binarize_mask
+        model, features, prediction.high_res_mask_logits, prediction.object_score_logits, binarize_mask
     )
 
 

@@ -188,7 +188,7 @@ def _consolidate(
         mask_logits, size=(model.config.image_size,) * 2, mode="bilinear", align_corners=False
     )
     scores = torch.cat([result.object_score_logits.to(device) for result in results])
-    memory = model.encode_memory(features.expand(len(objects)), high_res_logits, scores, binarize_mask=True)
+    memory = model.encode_memory(features, high_res_logits, scores, binarize_mask=True)
     session.keep_memory_position(memory.memory_position)
     for row, (tracked, result) in enumerate(zip(objects, results)):
         tracked.results.of_kind(is_conditioning)[frame_idx] = FrameResult(
