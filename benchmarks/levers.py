@@ -90,7 +90,8 @@ def lever_rows(model, options):
 
     generator = torch.Generator().manual_seed(0)
     pixels = torch.randn(1, 3, 1024, 1024, generator=generator)
-    features = model.get_frame_features(pixels)
+    with torch.no_grad():
+        features = model.get_frame_features(pixels)
     memory = torch.randn(3, 7 * 512 + 64, 64, generator=generator)
     memory_position = torch.randn(3, 7 * 512 + 64, 64, generator=generator)
 

@@ -226,6 +226,24 @@ def test_a_model_loaded_under_inference_mode_tracks(processor):
     assert all(again[frame_idx].equal(first[frame_idx]) for frame_idx in range(NUM_FRAMES))
 
 
+def test_tracking_keeps_no_gradients_while_the_steps_keep_them_for_training(model, processor):
+    # The model's steps leave the grad mode to their callers: the session and the propagation run
+    # them without gradients (so the trunk may fold), training gets gradients through them.
+    assert torch.is_grad_enabled()
+    session = _session(processor)
+    _click(processor, session, 0, 1)
+    model(session, frame_idx=0)
+    list(model.propagate_in_video_iterator(session, max_frame_num_to_track=1))
+    results = session.objects[1].results
+    stored = [results.conditioning[0], results.tracked[1]]
+    assert not any(result.memory_tokens.requires_grad or result.object_pointer.requires_grad for result in stored)
+    assert not session.frame_features(model, 1).vision_features.requires_grad
+    features = model.get_frame_features(session.get_frame(1))
+    side = model.config.image_size
+    memory = model.encode_memory(features, torch.zeros(1, 1, side, side), torch.ones(1, 1), binarize_mask=False)
+    assert features.vision_features.requires_grad and memory.memory_tokens.requires_grad
+
+
 def test_clearing_the_prompts_of_a_frame(model, processor):
     session = _session(processor)
     _click(processor, session, 0, 1)

@@ -1,7 +1,9 @@
-"""The PreTrainedModel classes: the shared base and the image model `EdgeTamModel`."""
+"""The PreTrainedModel classes: the base both models share (with the image path's parts and
+steps) and the image model `EdgeTamModel`."""
 
 import logging
 import os
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -9,22 +11,43 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 
 from .configuration import EdgeTamConfig
-from .mask_decoder import EdgeTamMaskDecoder
+from .mask_decoder import EdgeTamMaskDecoder, EdgeTamMaskDecoderOutput
 from .outputs import EdgeTamImageSegmentationOutput
 from .position_encoding import RandomFourierPositionEncoding
 from .prompt_encoder import EdgeTamPromptEncoder
 from .remote_code import WritesItsOwnAutoMap
+from .video.types import FrameFeatures
 from .vision_encoder import EdgeTamVisionEncoder
 
 logger = logging.getLogger(__name__)
 
 
 class EdgeTamPreTrainedModel(WritesItsOwnAutoMap, PreTrainedModel):
+    """The base of the image and the video model: transformers' loading and saving, and the image
+    path both run (the original's `SAM2Base` without memory): the RepViT-M1 + FPN image encoder,
+    the prompt encoder and the mask decoder, built here once with the weight names of
+    transformers' checkpoints, and the steps on them that both models take.
+    """
+
     config_class = EdgeTamConfig
     base_model_prefix = "edgetam"
     main_input_name = "pixel_values"
     input_modalities = ("image",)
     _supports_sdpa = True
+
+    def __init__(self, config: EdgeTamConfig):
+        super().__init__(config)
+        self.vision_encoder = EdgeTamVisionEncoder(config.vision_config)
+        self.prompt_encoder = EdgeTamPromptEncoder(config.prompt_encoder_config)
+        self.mask_decoder = EdgeTamMaskDecoder(config.mask_decoder_config)
+        # The original has one frequency matrix for prompts and the image grid; transformers'
+        # checkpoints store two copies (this one encodes the grid), and so do ours, so that each
+        # loads into the other. Converting an original checkpoint fills both with its one matrix.
+        self.shared_image_embedding = RandomFourierPositionEncoding(
+            config.prompt_encoder_config.hidden_size, scale=config.prompt_encoder_config.scale
+        )
+        # Added to the lowest-resolution features of a frame that has no memory (every image).
+        self.no_memory_embedding = nn.Parameter(torch.zeros(1, 1, config.vision_config.fpn_hidden_size))
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
@@ -53,10 +76,52 @@ class EdgeTamPreTrainedModel(WritesItsOwnAutoMap, PreTrainedModel):
             if name.endswith(".safetensors") or name.endswith(".safetensors.index.json"):
                 os.chmod(os.path.join(save_directory, name), config_mode)
 
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype the model computes in: that of its weights (`model.to(torch.bfloat16)`).
+        Inputs are cast to it."""
+        return self.no_memory_embedding.dtype
+
     def get_image_positional_embeddings(self) -> torch.Tensor:
-        """The encoding of the image-embedding grid: (1, hidden_size, 64, 64); both models hold
-        `shared_image_embedding` and `prompt_encoder`."""
+        """The encoding of the image-embedding grid: (1, hidden_size, 64, 64)."""
         return self.shared_image_embedding.grid(*self.prompt_encoder.image_embedding_size)[None]
+
+    def _frame_features(self, pixel_values: torch.Tensor) -> FrameFeatures:
+        """(batch, 3, 1024, 1024) normalised pixels -> the image encoder's features, the two
+        high-resolution levels projected for the mask decoder (original: `forward_image`)."""
+        # The processor's float32 pixels serve a bfloat16 / float16 model too.
+        fpn_features, fpn_positions = self.vision_encoder(pixel_values.to(self.compute_dtype))
+        high_resolution = self.mask_decoder.project_high_resolution_features(fpn_features[:2])
+        return FrameFeatures(tuple(high_resolution), fpn_features[-1], fpn_positions[-1])
+
+    def _add_no_memory_embedding(self, vision_features: torch.Tensor) -> torch.Tensor:
+        """(batch, 256, 64, 64) features of a frame without memory, as the mask decoder reads
+        them (original: `directly_add_no_mem_embed`)."""
+        return vision_features + self.no_memory_embedding.view(1, -1, 1, 1)
+
+    def _decode_prompts(
+        self,
+        image_embedding: torch.Tensor,
+        high_resolution_features: Sequence[torch.Tensor],
+        input_points: torch.Tensor | None,
+        input_labels: torch.Tensor | None,
+        input_boxes: torch.Tensor | None,
+        input_masks: torch.Tensor | None,
+        multimask_output: bool,
+    ) -> EdgeTamMaskDecoderOutput:
+        """Prompt encoder + mask decoder on `image_embedding` (batch, 256, 64, 64); the prompts
+        are the prompt encoder's (original: `_forward_sam_heads` / `_predict` up to the masks)."""
+        sparse_embeddings, dense_embeddings = self.prompt_encoder(
+            input_points=input_points, input_labels=input_labels, input_boxes=input_boxes, input_masks=input_masks
+        )
+        return self.mask_decoder(
+            image_embeddings=image_embedding,
+            image_positional_embeddings=self.get_image_positional_embeddings(),
+            sparse_prompt_embeddings=sparse_embeddings,
+            dense_prompt_embeddings=dense_embeddings,
+            multimask_output=multimask_output,
+            high_resolution_features=high_resolution_features,
+        )
 
     def set_attn_implementation(self, attn_implementation):
         super().set_attn_implementation(attn_implementation)
@@ -65,6 +130,9 @@ class EdgeTamPreTrainedModel(WritesItsOwnAutoMap, PreTrainedModel):
     def post_init(self):
         super().post_init()
         self._propagate_attn_implementation()
+        # The grid's copy of the prompt encoder's frequency matrix starts equal to it.
+        with torch.no_grad():
+            self.shared_image_embedding.positional_embedding.copy_(self.prompt_encoder.shared_embedding.positional_embedding)
 
     def _propagate_attn_implementation(self):
         """Our attention modules read `attn_implementation` ("sdpa" or "eager") at call time."""
@@ -78,7 +146,7 @@ class EdgeTamPreTrainedModel(WritesItsOwnAutoMap, PreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, RandomFourierPositionEncoding):
             init.normal_(module.positional_embedding, std=module.scale)
-        elif isinstance(module, EdgeTamModel):
+        elif isinstance(module, EdgeTamPreTrainedModel):
             init.trunc_normal_(module.no_memory_embedding, std=0.02)
 
 
@@ -109,20 +177,7 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
 
     def __init__(self, config: EdgeTamConfig):
         super().__init__(config)
-        self.vision_encoder = EdgeTamVisionEncoder(config.vision_config)
-        self.prompt_encoder = EdgeTamPromptEncoder(config.prompt_encoder_config)
-        self.mask_decoder = EdgeTamMaskDecoder(config.mask_decoder_config)
-        # The original has one frequency matrix for prompts and the image grid; transformers'
-        # checkpoints store two copies (this one encodes the grid), and so do ours, so that each
-        # loads into the other. Converting an original checkpoint fills both with its one matrix.
-        self.shared_image_embedding = RandomFourierPositionEncoding(
-            config.prompt_encoder_config.hidden_size, scale=config.prompt_encoder_config.scale
-        )
-        # Added to the lowest-resolution features of a frame that has no memory (every image).
-        self.no_memory_embedding = nn.Parameter(torch.zeros(1, 1, config.vision_config.fpn_hidden_size))
         self.post_init()
-        with torch.no_grad():
-            self.shared_image_embedding.positional_embedding.copy_(self.prompt_encoder.shared_embedding.positional_embedding)
 
     @torch.no_grad()
     def get_image_embeddings(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
@@ -136,11 +191,8 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
 
     def _image_embeddings(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
         _check_pixel_values(pixel_values, self.config.prompt_encoder_config.image_size)
-        # The processor's float32 pixels serve a bfloat16 / float16 model too.
-        fpn_hidden_states, _ = self.vision_encoder(pixel_values.to(self.dtype))
-        high_resolution_features = self.mask_decoder.project_high_resolution_features(fpn_hidden_states[:2])
-        image_embedding = fpn_hidden_states[-1] + self.no_memory_embedding.view(1, -1, 1, 1)
-        return [*high_resolution_features, image_embedding]
+        features = self._frame_features(pixel_values)
+        return [*features.high_resolution_features, self._add_no_memory_embedding(features.vision_features)]
 
     def forward(
         self,
@@ -181,23 +233,15 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         if image_embeddings is None:
             image_embeddings = self._image_embeddings(pixel_values)
         else:
-            image_embeddings = [embedding.to(self.dtype) for embedding in image_embeddings]
+            image_embeddings = [embedding.to(self.compute_dtype) for embedding in image_embeddings]
         batch_size = image_embeddings[-1].shape[0]
         points, point_labels, num_objects = _checked_prompts(input_points, input_labels, input_boxes, input_masks, batch_size)
         _check_in_input_frame(points, point_labels, input_boxes, self.config.prompt_encoder_config.image_size)
         mask_input_size = self.prompt_encoder.mask_input_size
-        dense_mask_prompt = _mask_prompt(input_masks, batch_size, num_objects, mask_input_size, self.dtype)
+        dense_mask_prompt = _mask_prompt(input_masks, batch_size, num_objects, mask_input_size, self.compute_dtype)
 
-        sparse_embeddings, dense_embeddings = self.prompt_encoder(
-            input_points=points, input_labels=point_labels, input_boxes=input_boxes, input_masks=dense_mask_prompt
-        )
-        decoder_output = self.mask_decoder(
-            image_embeddings=image_embeddings[-1],
-            image_positional_embeddings=self.get_image_positional_embeddings(),
-            sparse_prompt_embeddings=sparse_embeddings,
-            dense_prompt_embeddings=dense_embeddings,
-            multimask_output=multimask_output,
-            high_resolution_features=image_embeddings[:-1],
+        decoder_output = self._decode_prompts(
+            image_embeddings[-1], image_embeddings[:-1], points, point_labels, input_boxes, dense_mask_prompt, multimask_output
         )
         loss_terms = {}
         if labels is not None:

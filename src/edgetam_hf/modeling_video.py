@@ -1,5 +1,5 @@
-"""The video model `EdgeTamVideoModel`: the image model's heads plus the memory encoder, the 2D
-spatial perceiver and the memory attention.
+"""The video model `EdgeTamVideoModel`: the image path of `EdgeTamPreTrainedModel` (the parts the
+image model has) plus the memory encoder, the 2D spatial perceiver and the memory attention.
 
 The model's methods are stateless steps on one frame (encode it, segment it with or without
 memory, encode a memory of the result); `video.propagation` drives them over the frames of an
@@ -16,18 +16,15 @@ from transformers import initialization as init
 
 from .configuration import EdgeTamVideoConfig
 from .layers import MLP, ChangeAwareModule, ProjectedAttention
-from .mask_decoder import EdgeTamMaskDecoder
 from .memory_attention import EdgeTamMemoryAttention
 from .memory_encoder import EdgeTamMemoryEncoder
 from .modeling import EdgeTamPreTrainedModel
 from .outputs import EdgeTamVideoSegmentationOutput
 from .perceiver import EdgeTamPerceiverResampler
-from .position_encoding import RandomFourierPositionEncoding
-from .prompt_encoder import LABEL_PADDING, EdgeTamPromptEncoder
+from .prompt_encoder import LABEL_PADDING
 from .video import propagation
 from .video.session import NO_OBJECT_SCORE
 from .video.types import EncodedMemory, FrameFeatures, FramePrediction, MemoryContext
-from .vision_encoder import EdgeTamVisionEncoder
 
 # Numbers the states of every video model's weights and settings (see `EdgeTamVideoModel.state_revision`).
 _model_revisions = itertools.count()
@@ -55,14 +52,6 @@ class EdgeTamVideoModel(ChangeAwareModule, EdgeTamPreTrainedModel):
         super().__init__(config)
         hidden_size = config.vision_config.fpn_hidden_size
         memory_dim = config.memory_encoder_output_channels
-        self.vision_encoder = EdgeTamVisionEncoder(config.vision_config)
-        self.prompt_encoder = EdgeTamPromptEncoder(config.prompt_encoder_config)
-        self.mask_decoder = EdgeTamMaskDecoder(config.mask_decoder_config)
-        # transformers keeps a second copy of the prompt encoder's frequency matrix for the image grid.
-        self.shared_image_embedding = RandomFourierPositionEncoding(
-            config.prompt_encoder_config.hidden_size, scale=config.prompt_encoder_config.scale
-        )
-        self.no_memory_embedding = nn.Parameter(torch.zeros(1, 1, hidden_size))
         self.memory_attention = EdgeTamMemoryAttention(config)
         self.memory_encoder = EdgeTamMemoryEncoder(config)
         self.spatial_perceiver = EdgeTamPerceiverResampler(config)
@@ -81,8 +70,6 @@ class EdgeTamVideoModel(ChangeAwareModule, EdgeTamPreTrainedModel):
         if config.enable_occlusion_spatial_embedding:
             self.occlusion_spatial_embedding_parameter = nn.Parameter(torch.zeros(1, memory_dim))
         self.post_init()
-        with torch.no_grad():
-            self.shared_image_embedding.positional_embedding.copy_(self.prompt_encoder.shared_embedding.positional_embedding)
         self.weights_changed()
 
     # ------------------------------------------------------------------ what results depend on
@@ -118,7 +105,6 @@ class EdgeTamVideoModel(ChangeAwareModule, EdgeTamPreTrainedModel):
         super()._init_weights(module)
         if module is self:
             for parameter in (
-                self.no_memory_embedding,
                 self.no_memory_positional_encoding,
                 self.memory_temporal_positional_encoding,
                 self.no_object_pointer,
@@ -185,19 +171,14 @@ class EdgeTamVideoModel(ChangeAwareModule, EdgeTamPreTrainedModel):
 
     # ------------------------------------------------------------------ stateless steps on one frame
 
-    @property
-    def compute_dtype(self) -> torch.dtype:
-        """The dtype the model computes in: that of its weights (`model.to(torch.bfloat16)`).
-        Inputs are cast to it; mask logits and object scores come out in float32."""
-        return self.no_object_pointer.dtype
+    # These steps keep gradients (training calls them); inference runs them under torch.no_grad()
+    # or torch.inference_mode(), which also lets the RepViT trunk run folded (see `FoldedForInference`).
+    # They compute in `compute_dtype`; mask logits and object scores come out in float32.
 
-    @torch.no_grad()
     def get_frame_features(self, pixel_values: torch.Tensor) -> FrameFeatures:
         """(1, 3, 1024, 1024) normalised frame -> its features (original: `forward_image` and
         `_prepare_backbone_features`)."""
-        fpn_features, fpn_positions = self.vision_encoder(pixel_values.to(self.compute_dtype))
-        high_resolution = self.mask_decoder.project_high_resolution_features(fpn_features[:2])
-        return FrameFeatures(tuple(high_resolution), fpn_features[-1], fpn_positions[-1])
+        return self._frame_features(pixel_values)
 
     def condition_on_memory(self, features: FrameFeatures, memory: MemoryContext | None) -> torch.Tensor:
         """The frame's lowest-level features fused with the memory bank -> (B, 256, 64, 64).
@@ -206,7 +187,7 @@ class EdgeTamVideoModel(ChangeAwareModule, EdgeTamPreTrainedModel):
         (`directly_add_no_mem_embed`).
         """
         if memory is None:
-            return features.vision_features + self.no_memory_embedding.view(1, -1, 1, 1)
+            return self._add_no_memory_embedding(features.vision_features)
         return self.memory_attention(
             current_features=features.vision_features,
             current_position=features.vision_position,
@@ -271,7 +252,6 @@ class EdgeTamVideoModel(ChangeAwareModule, EdgeTamPreTrainedModel):
         object_pointer = self._pointer_with_occlusion(decoded.object_pointer, is_visible)
         return FramePrediction(low_res_logits, high_res_logits, object_pointer, object_score_logits)
 
-    @torch.no_grad()
     def encode_memory(
         self,
         features: FrameFeatures,
@@ -338,16 +318,14 @@ class EdgeTamVideoModel(ChangeAwareModule, EdgeTamPreTrainedModel):
             )
         if mask_logits_prompt is not None:
             mask_logits_prompt = mask_logits_prompt.to(self.compute_dtype)
-        sparse_embeddings, dense_embeddings = self.prompt_encoder(
-            input_points=point_coordinates[:, None], input_labels=point_labels[:, None], input_masks=mask_logits_prompt
-        )
-        decoded = self.mask_decoder(
-            image_embeddings=pixel_features,
-            image_positional_embeddings=self.get_image_positional_embeddings(),
-            sparse_prompt_embeddings=sparse_embeddings,
-            dense_prompt_embeddings=dense_embeddings,
-            multimask_output=multimask_output,
-            high_resolution_features=features.high_resolution_features,
+        decoded = self._decode_prompts(
+            pixel_features,
+            features.high_resolution_features,
+            point_coordinates[:, None],
+            point_labels[:, None],
+            None,
+            mask_logits_prompt,
+            multimask_output,
         )
         object_score_logits = decoded.object_score_logits[:, 0].float()  # (B, 1)
         is_visible = object_score_logits > 0

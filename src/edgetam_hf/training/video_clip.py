@@ -8,8 +8,8 @@ object-score BCE against "present on that frame" (the occlusion loss).
 
 Built from the model's public methods and the inference code's own memory selection
 (`video.memory_bank.memory_plan`) and layout (`video.step.memory_context`), so that training
-reads the same memories as tracking. `get_frame_features` and `encode_memory` run without
-gradients for inference; their undecorated bodies (`__wrapped__`) run here.
+reads the same memories as tracking (inference runs those methods under `torch.no_grad()`;
+here they keep their gradients).
 
 Not here: the IoU loss and the best-of-three rule on clips (`predict_from_prompts` returns the
 chosen mask only; the image loss trains the IoU head), correction clicks on later frames, and
@@ -27,7 +27,7 @@ from ..video.memory_bank import memory_plan
 from ..video.propagation import _use_multimask
 from ..video.records import FrameResult, FrameResults
 from ..video.step import memory_context
-from ..video.types import EncodedMemory, FrameFeatures, FramePrediction, MemorySlots
+from ..video.types import FramePrediction, MemorySlots
 
 
 class ClipLoss(NamedTuple):
@@ -62,7 +62,7 @@ def clip_loss(
     memory_position = None
     terms = []
     for frame_idx in range(num_frames):
-        features = _frame_features(model, pixel_values[frame_idx : frame_idx + 1])
+        features = model.get_frame_features(pixel_values[frame_idx : frame_idx + 1])
         if frame_idx == 0:
             multimask = _use_multimask(model.config, True, input_points.shape[1])
             prediction = model.predict_from_prompts(features, None, input_points, input_labels, None, multimask)
@@ -72,7 +72,9 @@ def clip_loss(
             prediction = model.predict_from_prompts(features, memory, None, None, None, _use_multimask(model.config, False, 0))
         terms.append(_frame_terms(prediction, labels[frame_idx]))
         # Prompted frames enter the memory binarised, tracked frames as predicted (as in inference).
-        memory_entry = _encode_memory(model, features, prediction, binarize_mask=frame_idx == 0)
+        memory_entry = model.encode_memory(
+            features, prediction.high_res_mask_logits, prediction.object_score_logits, binarize_mask=frame_idx == 0
+        )
         memory_position = memory_entry.memory_position[0:1] if memory_position is None else memory_position
         result = FrameResult(
             prediction.mask_logits, prediction.object_pointer, prediction.object_score_logits, memory_entry.memory_tokens
@@ -81,16 +83,6 @@ def clip_loss(
     focal, dice, object_score = (torch.stack(term) for term in zip(*terms))
     total = (weights.focal * focal + weights.dice * dice + weights.object_score * object_score).sum()
     return ClipLoss(total, focal, dice, object_score)
-
-
-def _frame_features(model: EdgeTamVideoModel, frame: torch.Tensor) -> FrameFeatures:
-    return EdgeTamVideoModel.get_frame_features.__wrapped__(model, frame)
-
-
-def _encode_memory(model: EdgeTamVideoModel, features: FrameFeatures, prediction: FramePrediction, binarize_mask: bool) -> EncodedMemory:
-    return EdgeTamVideoModel.encode_memory.__wrapped__(
-        model, features, prediction.high_res_mask_logits, prediction.object_score_logits, binarize_mask
-    )
 
 
 def _memory_slots(config, results: FrameResults, frame_idx: int, num_frames: int) -> MemorySlots:

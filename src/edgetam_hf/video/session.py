@@ -227,7 +227,9 @@ class EdgeTamVideoInferenceSession:
         for the `max_vision_features_cache_size` most recently used frames."""
         features = self._feature_cache.get(frame_idx)
         if features is None:
-            features = model.get_frame_features(self.get_frame(frame_idx))
+            # A cache of inference results: no autograd graph kept with them, and the trunk may fold.
+            with torch.no_grad():
+                features = model.get_frame_features(self.get_frame(frame_idx))
             self._feature_cache[frame_idx] = features.to(self.inference_state_device)
             while len(self._feature_cache) > self.max_vision_features_cache_size:
                 self._feature_cache.popitem(last=False)
