@@ -127,7 +127,7 @@ class OnnxVideoTracker:
 
     @property
     def memory_window(self) -> int:
-        """How many frames behind a tracked frame its memories and pointers may come from."""
+        """The fewest `max_stored_frames` that keeps every memory a later frame reads."""
         return memory_window(self.settings)
 
     def add_frame(self, frame) -> int:
