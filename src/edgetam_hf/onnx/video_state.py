@@ -57,15 +57,15 @@ class TrackedObject:
     prompt_results: dict[bool, dict[int, StoredResult]] = field(default_factory=lambda: {True: {}, False: {}})
     tracked_frames: dict[int, bool] = field(default_factory=dict)  # frame -> tracked in reverse
 
-    def set_point_prompt(self, frame_idx: int, prompt: PointPrompt, append: bool) -> PointPrompt:
-        """Records clicks on a frame, after the earlier ones if `append`; they replace a mask
-        prompt there. Returns the frame's clicks."""
+    def clicks_with(self, frame_idx: int, prompt: PointPrompt, append: bool) -> PointPrompt:
+        """The frame's clicks once `prompt` is given: after the earlier ones if `append`, else alone."""
         earlier = self.point_prompts.get(frame_idx)
-        if append and earlier is not None:
-            prompt = earlier.then(prompt)
+        return earlier.then(prompt) if append and earlier is not None else prompt
+
+    def set_point_prompt(self, frame_idx: int, prompt: PointPrompt) -> None:
+        """Records a frame's clicks; they replace a mask prompt there."""
         self.point_prompts[frame_idx] = prompt
         self.mask_prompts.pop(frame_idx, None)
-        return prompt
 
     def set_mask_prompt(self, frame_idx: int, mask: np.ndarray) -> None:
         """Records a (1, 1, S, S) mask prompt on a frame; it replaces the clicks there."""
@@ -128,8 +128,9 @@ class TrackedObjects:
             raise ValueError(f"obj_id={obj_id!r} is not an object of this tracker; its objects are {self.ids}")
         return tracked
 
-    def get_or_add(self, obj_id: int) -> TrackedObject:
-        return self.by_id.setdefault(obj_id, TrackedObject(obj_id))
+    def add(self, tracked: TrackedObject) -> None:
+        """Adds an object (after those already there); one already there stays where it is."""
+        self.by_id.setdefault(tracked.obj_id, tracked)
 
     def clear_prompts(self, tracked: TrackedObject, frame_idx: int) -> None:
         """Forgets an object's prompts on a frame; a frame left without any prompt is downgraded."""

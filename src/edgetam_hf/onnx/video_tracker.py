@@ -172,20 +172,19 @@ class OnnxVideoTracker:
                 after its earlier clicks there (False; not with a box, nor mixed with a mask).
         """
         self._check_frame(frame_idx)
-        earlier = self._objects.by_id.get(obj_id) if isinstance(obj_id, int) else None
-        check_prompt(obj_id, points, box, mask, clear_old_inputs, earlier, frame_idx)
+        existing = self._objects.by_id.get(obj_id) if isinstance(obj_id, int) else None
+        check_prompt(obj_id, points, box, mask, clear_old_inputs, existing, frame_idx)
+        tracked = existing if existing is not None else TrackedObject(obj_id)  # added once its prompt has run
+        is_conditioning = frame_idx not in tracked.tracked_frames
         if mask is not None:
             model_mask = mask_prompt(mask, self.video_size, self.image_size)
-            tracked = self._objects.get_or_add(obj_id)
-            tracked.set_mask_prompt(frame_idx, model_mask)
-            is_conditioning = frame_idx not in tracked.tracked_frames
             result = self._predict_from_mask(frame_idx, model_mask)
+            tracked.set_mask_prompt(frame_idx, model_mask)
         else:
-            prompt = point_prompt(points, labels, box, self.video_size, self.image_size)
-            tracked = self._objects.get_or_add(obj_id)
-            prompt = tracked.set_point_prompt(frame_idx, prompt, append=not clear_old_inputs)
-            is_conditioning = frame_idx not in tracked.tracked_frames
+            prompt = tracked.clicks_with(frame_idx, point_prompt(points, labels, box, self.video_size, self.image_size), not clear_old_inputs)
             result = self._predict_from_points(tracked, frame_idx, prompt, is_conditioning)
+            tracked.set_point_prompt(frame_idx, prompt)
+        self._objects.add(tracked)
         # Kept until tracking takes it in (original: `temp_output_dict_per_obj`).
         tracked.prompt_results[is_conditioning][frame_idx] = result
         return self._prompted_frame_output(frame_idx, is_conditioning)
