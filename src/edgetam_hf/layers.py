@@ -40,7 +40,7 @@ def channels_last_in_inference(module: nn.Module, maps: torch.Tensor) -> torch.T
     Not while torch.export traces (ONNX export): a layout is no part of an exported graph, and
     tracing half-precision convolutions on channels-last maps specialises the batch axis.
     """
-    if maps.dtype == torch.float32 or module.training or torch.is_grad_enabled() or torch.compiler.is_compiling():
+    if maps.dtype == torch.float32 or module.training or torch.is_grad_enabled() or torch.compiler.is_exporting():
         return maps
     return maps.contiguous(memory_format=torch.channels_last)
 
