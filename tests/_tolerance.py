@@ -22,3 +22,12 @@ def assert_same_logits(actual: torch.Tensor, expected: torch.Tensor, msg: str = 
 # ONNXRUNTIME_ABSOLUTE plus ONNXRUNTIME_RELATIVE_TO_LARGEST of the largest logit.
 ONNXRUNTIME_ABSOLUTE = 1e-4
 ONNXRUNTIME_RELATIVE_TO_LARGEST = 5e-5
+
+
+# float16 keeps 11 significant bits: every value a float16 graph stores (weights, activations) is
+# off by up to 2**-11 = 4.9e-4 of its size, and the errors of successive roundings add up through
+# the network. The logits of the tiny models pass through a few dozen such roundings, so a float16
+# export may be off by that many times 2**-11 of the largest logit: FLOAT16_RELATIVE_TO_LARGEST
+# allows 64 (3.1 %). A wrong weight, a missing cast or an overflow moves logits by their own size.
+FLOAT16_UNIT_ROUNDOFF = 2.0**-11
+FLOAT16_RELATIVE_TO_LARGEST = 64 * FLOAT16_UNIT_ROUNDOFF

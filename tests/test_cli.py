@@ -275,15 +275,6 @@ def test_track_stream_bad_input(model_folder, frame_folder, tmp_path, monkeypatc
     assert message in capsys.readouterr().err
 
 
-def test_track_stream_on_an_export_folder_is_refused(frame_folder, tmp_path, capsys):
-    export_folder = tmp_path / "export"
-    export_folder.mkdir()
-    (export_folder / "manifest.json").write_text("{}")  # what marks an `edgetam-hf export` folder
-    argv = ["track", frame_folder, "--stream", "--model", export_folder, "--out", tmp_path / "bad", "--point", "1,1"]
-    assert run_cli(argv) == 2
-    assert "--stream: an export folder tracks files and folders only" in capsys.readouterr().err
-
-
 # ---------------------------------------------------------------------------- demo
 
 

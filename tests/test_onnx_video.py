@@ -1,7 +1,9 @@
 """The exported video graphs and `OnnxVideoTracker` on the tiny video model, against our PyTorch
-session (fp32 model): every output of a multi-object clip with objects prompted on different
-frames, a box, a correction click and reverse tracking; the NumPy parts (hole filling, memory
-selection, frame preprocessing) against their torch counterparts; streaming in bounded memory.
+session (fp32 model): every output of multi-object clips with objects prompted on different
+frames, a box, correction clicks, clicks added to a frame's earlier ones, mask prompts (initial
+and as a correction), removing an object and a frame's prompts, and reverse tracking; the NumPy
+parts (hole filling, memory selection, frame preprocessing, mask resizing) against their torch
+counterparts; streaming in bounded memory, also from the command line.
 
 Tolerance: the graphs run the same float32 operations through onnxruntime's kernels, so logits
 agree to float rounding, `edgetam_hf.numerics` (1e-4 plus a share of the largest logit); mask bits
@@ -19,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from _video_tiny import NUM_FRAMES, object_centre, tiny_model, tiny_processor, video_frames
+from _video_tiny import NUM_FRAMES, VIDEO_HEIGHT, VIDEO_WIDTH, object_centre, tiny_model, tiny_processor, video_frames
 from edgetam_hf.numerics import LOGIT_ABSOLUTE, RELATIVE_TO_LARGEST
 from edgetam_hf.onnx.export import export_onnx
 
@@ -46,19 +48,72 @@ def _tracker(export_folder, **kwargs):
     return OnnxVideoTracker(export_folder, video_frames(), memory_dtype="float32", **kwargs)
 
 
-def _scenario():
-    """(op, arguments) steps: two objects on frame 0 (a click, a box), a third on frame 2,
-    tracking, a correction click on frame 3, tracking again, then backwards from frame 4."""
-    box = [object_centre(2, 0)[0] - 10, object_centre(2, 0)[1] - 10, object_centre(2, 0)[0] + 10, object_centre(2, 0)[1] + 10]
-    return [
+def _box_around(obj: int, frame: int, half_side: float = 10.0) -> list[float]:
+    x, y = object_centre(obj, frame)
+    return [x - half_side, y - half_side, x + half_side, y + half_side]
+
+
+def _ellipse_mask(obj: int, frame: int) -> np.ndarray:
+    """(height, width) bool: a mask prompt around object `obj` on `frame`, a little off its edge."""
+    yy, xx = np.mgrid[0:VIDEO_HEIGHT, 0:VIDEO_WIDTH]
+    x, y = object_centre(obj, frame)
+    return ((xx - x) / 13.5) ** 2 + ((yy - y) / 10.5) ** 2 <= 1
+
+
+# (op, arguments) steps run on both sides. "add": a prompt and the call on its frame.
+SCENARIOS = {
+    # Two objects on frame 0 (a click, a box), a third on frame 2, tracking, a correction click on
+    # frame 3, tracking again, then backwards from the last frame.
+    "clicks_box_correction_reverse": [
         ("add", dict(frame_idx=0, obj_id=1, points=[object_centre(1, 0)], labels=[1])),
-        ("add", dict(frame_idx=0, obj_id=2, box=box)),
+        ("add", dict(frame_idx=0, obj_id=2, box=_box_around(2, 0))),
         ("add", dict(frame_idx=2, obj_id=3, points=[object_centre(3, 2)], labels=[1])),
         ("propagate", dict()),
         ("add", dict(frame_idx=3, obj_id=1, points=[object_centre(1, 3), [5.0, 5.0]], labels=[1, 0])),
         ("propagate", dict()),
         ("propagate", dict(start_frame_idx=NUM_FRAMES - 1, reverse=True)),
-    ]
+    ],
+    # Clicks added to a frame's earlier ones: on an initial frame (a box, then a click; a click,
+    # then a negative one) and on a corrected frame.
+    "clicks_added_to_earlier_ones": [
+        ("add", dict(frame_idx=0, obj_id=1, points=[object_centre(1, 0)], labels=[1])),
+        ("add", dict(frame_idx=0, obj_id=1, points=[[5.0, 5.0]], labels=[0], clear_old_inputs=False)),
+        ("add", dict(frame_idx=0, obj_id=2, box=_box_around(2, 0))),
+        ("add", dict(frame_idx=0, obj_id=2, points=[object_centre(2, 0)], labels=[1], clear_old_inputs=False)),
+        ("propagate", dict()),
+        ("add", dict(frame_idx=3, obj_id=1, points=[object_centre(1, 3)], labels=[1])),
+        ("add", dict(frame_idx=3, obj_id=1, points=[[120.0, 90.0]], labels=[0], clear_old_inputs=False)),
+        ("propagate", dict(start_frame_idx=3)),
+    ],
+    # Mask prompts: one object from a mask, another from a click, tracking, a mask as the
+    # correction of a tracked frame, clicks replacing a mask, tracking again.
+    "mask_prompts": [
+        ("add", dict(frame_idx=0, obj_id=1, mask=_ellipse_mask(1, 0))),
+        ("add", dict(frame_idx=0, obj_id=2, points=[object_centre(2, 0)], labels=[1])),
+        ("propagate", dict()),
+        ("add", dict(frame_idx=2, obj_id=2, mask=_ellipse_mask(2, 2))),
+        ("add", dict(frame_idx=3, obj_id=1, mask=np.zeros((VIDEO_HEIGHT, VIDEO_WIDTH), dtype=bool))),  # gone
+        ("propagate", dict()),
+        ("add", dict(frame_idx=3, obj_id=1, points=[object_centre(1, 3)], labels=[1])),
+        ("propagate", dict(start_frame_idx=3)),
+    ],
+    # Removing: a frame's prompts of one object (the frame stays a conditioning frame of the
+    # other), then the prompts of the only object on a frame (it is tracked again), then an
+    # object; tracking after each.
+    "removing_prompts_and_objects": [
+        ("add", dict(frame_idx=0, obj_id=1, points=[object_centre(1, 0)], labels=[1])),
+        ("add", dict(frame_idx=0, obj_id=2, box=_box_around(2, 0))),
+        ("add", dict(frame_idx=2, obj_id=3, points=[object_centre(3, 2)], labels=[1])),
+        ("propagate", dict()),
+        ("clear", dict(frame_idx=0, obj_id=2)),
+        ("propagate", dict()),
+        ("clear", dict(frame_idx=2, obj_id=3)),
+        ("propagate", dict()),
+        ("remove", dict(obj_id=1)),
+        ("add", dict(frame_idx=1, obj_id=3, points=[object_centre(3, 1)], labels=[1])),
+        ("propagate", dict()),
+    ],
+}
 
 
 def _pytorch_outputs(model, steps):
@@ -67,16 +122,22 @@ def _pytorch_outputs(model, steps):
     outputs = []
     with torch.no_grad():
         for op, arguments in steps:
+            arguments = dict(arguments)
             if op == "add":
-                arguments = dict(arguments)
                 frame_idx, obj_id = arguments.pop("frame_idx"), arguments.pop("obj_id")
-                prompt = {}
+                prompt = {"clear_old_inputs": arguments.get("clear_old_inputs", True)}
                 if "points" in arguments:
-                    prompt = dict(input_points=[[arguments["points"]]], input_labels=[[arguments["labels"]]])
+                    prompt.update(input_points=[[arguments["points"]]], input_labels=[[arguments["labels"]]])
                 if "box" in arguments:
                     prompt["input_boxes"] = [[arguments["box"]]]
+                if "mask" in arguments:
+                    prompt["input_masks"] = [arguments["mask"]]
                 processor.add_inputs_to_inference_session(session, frame_idx, obj_id, **prompt)
                 outputs.append(model(session, frame_idx=frame_idx))
+            elif op == "clear":
+                outputs.append(model.clear_prompts_in_frame(session, arguments["frame_idx"], arguments["obj_id"]))
+            elif op == "remove":
+                outputs.extend(model.remove_object(session, arguments["obj_id"]))
             else:
                 outputs.extend(model.propagate_in_video_iterator(session, **arguments))
     return outputs, processor
@@ -87,32 +148,38 @@ def _onnx_outputs(tracker, steps):
     for op, arguments in steps:
         if op == "add":
             outputs.append(tracker.add_prompt(**arguments))
+        elif op == "clear":
+            outputs.append(tracker.clear_prompts_in_frame(**arguments))
+        elif op == "remove":
+            outputs.extend(tracker.remove_object(**arguments))
         else:
             outputs.extend(tracker.propagate(**arguments))
     return outputs
 
 
-def test_tracker_matches_the_pytorch_session_on_every_frame(model, export_folder):
-    steps = _scenario()
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_tracker_matches_the_pytorch_session_on_every_frame(model, export_folder, scenario):
+    steps = SCENARIOS[scenario]
     expected, processor = _pytorch_outputs(model, steps)
     tracker = _tracker(export_folder)
     ours = _onnx_outputs(tracker, steps)
     assert [o.frame_idx for o in ours] == [o.frame_idx for o in expected]
     video_size = tracker.video_size
-    worst = 0.0
+    worst = worst_absolute = 0.0
     for step, (mine, reference) in enumerate(zip(ours, expected)):
         assert mine.object_ids == reference.object_ids, step
         reference_logits = reference.pred_masks.numpy()
         tolerance = LOGIT_ABSOLUTE + RELATIVE_TO_LARGEST * np.abs(reference_logits).max(axis=(1, 2, 3), keepdims=True)
         difference = np.abs(mine.mask_logits - reference_logits).max(axis=(1, 2, 3), keepdims=True)
         worst = max(worst, float((difference / tolerance).max()))
+        worst_absolute = max(worst_absolute, float(difference.max()))
         assert (difference <= tolerance).all(), f"step {step} (frame {mine.frame_idx}): logits differ by {difference.max():.3g}"
         assert np.abs(mine.object_score_logits - reference.object_score_logits.numpy()).max() <= LOGIT_ABSOLUTE
         reference_video_logits = processor.post_process_masks([reference.pred_masks], [list(video_size)], binarize=False)[0]
         reference_video_logits = reference_video_logits[:, 0].numpy()
         decided = np.abs(reference_video_logits) > tolerance[:, 0]
         assert np.array_equal(tracker.masks(mine)[decided], (reference_video_logits > 0)[decided]), step
-    print(f"worst logit difference: {worst:.3f} of the tolerance over {len(ours)} outputs")
+    print(f"{scenario}: worst logit difference {worst_absolute:.3g} ({worst:.3f} of the tolerance) over {len(ours)} outputs")
 
 
 def test_streamed_frames_in_bounded_memory_give_the_same_masks(model, export_folder):
@@ -132,8 +199,9 @@ def test_streamed_frames_in_bounded_memory_give_the_same_masks(model, export_fol
         if frame_idx == 0:
             streamed.add_prompt(0, 1, points=[object_centre(1, 0)])
         outputs.append(streamed.track(frame_idx))
-        assert all(len(tracked.results[False]) <= window + 1 for tracked in streamed._objects.values())
-    assert len(streamed._features) == 1
+        assert all(len(tracked.results[False]) <= window + 1 for tracked in streamed._objects)
+        assert streamed._frames.num_stored_frames <= 2  # the newest frame and the prompted one
+    assert streamed._frames.num_cached_features == 1
     assert len(outputs) == len(expected) == len(clip)
     for mine, reference in zip(outputs, expected):
         np.testing.assert_allclose(mine.mask_logits, reference.mask_logits, rtol=0, atol=LOGIT_ABSOLUTE)
@@ -197,10 +265,7 @@ def test_track_command_on_the_export_writes_the_pytorch_files(model, export_fold
 
     model_folder = tmp_path / "model"
     model.save_pretrained(model_folder)
-    frames_dir = tmp_path / "frames"
-    frames_dir.mkdir()
-    for index, frame in enumerate(video_frames()):
-        Image.fromarray(frame).save(frames_dir / f"{index:05d}.png")
+    frames_dir = _frame_folder(tmp_path)
     x, y = object_centre(1, 0)
     prompts = ["--frame", "0", "--object", "1", "--point", f"{x:.0f},{y:.0f}", "--object", "2", "--box", "76,21,104,49"]
     for name, source in (("torch", model_folder), ("onnx", export_folder)):
@@ -230,3 +295,94 @@ def test_tracker_runs_without_torch(export_folder, tmp_path):
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=120)
     assert completed.returncode == 0, completed.stderr
     assert int(completed.stdout) > 0
+
+
+def _frame_folder(tmp_path) -> Path:
+    from PIL import Image
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index, frame in enumerate(video_frames()):
+        Image.fromarray(frame).save(folder / f"{index:05d}.png")
+    return folder
+
+
+def test_track_stream_on_the_export_writes_the_pytorch_stream_files(model, export_folder, tmp_path):
+    """`track --stream` with an export folder: objects prompted on the first frame and on a later
+    one, frames added one at a time to a bounded streaming tracker; the PyTorch stream's files."""
+    from PIL import Image
+
+    from edgetam_hf.cli import main
+
+    model_folder = tmp_path / "model"
+    model.save_pretrained(model_folder)
+    frames_dir = _frame_folder(tmp_path)
+    (x1, y1), (x3, y3) = object_centre(1, 0), object_centre(3, 2)
+    prompts = ["--frame", "0", "--object", "1", "--point", f"{x1:.0f},{y1:.0f}", "--object", "2", "--box", "76,21,104,49",
+               "--frame", "2", "--object", "3", "--point", f"{x3:.0f},{y3:.0f}"]
+    for name, source in (("torch", model_folder), ("onnx", export_folder)):
+        argv = ["track", str(frames_dir), "--stream", *prompts, "--model", str(source), "--device", "cpu", "--out", str(tmp_path / name)]
+        assert main(argv) == 0
+    masks = sorted(path.name for path in (tmp_path / "torch").glob("0*.png"))
+    assert masks == sorted(path.name for path in (tmp_path / "onnx").glob("0*.png")) and len(masks) == NUM_FRAMES
+    for name in masks:
+        expected = np.asarray(Image.open(tmp_path / "torch" / name))
+        ours = np.asarray(Image.open(tmp_path / "onnx" / name))
+        assert (expected != ours).mean() <= 1e-4, name  # <= 0.01 % of the pixels
+    scores = [json.loads((tmp_path / name / "scores.json").read_text()) for name in ("torch", "onnx")]
+    assert [f["areas"] for f in scores[0]["frames"]] == [f["areas"] for f in scores[1]["frames"]]
+    assert scores[1]["backend"] == "onnxruntime" and scores[1]["objects"] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(points=[[10, 10]], mask=np.ones((VIDEO_HEIGHT, VIDEO_WIDTH), dtype=bool)), "mask cannot be given together"),
+        (dict(box=[1, 1, 20, 20], clear_old_inputs=False), "box needs clear_old_inputs=True"),
+        (dict(mask=np.ones((VIDEO_HEIGHT, VIDEO_WIDTH + 1), dtype=bool)), r"mask must be a \(height, width\)"),
+        (dict(mask=np.ones((VIDEO_HEIGHT, VIDEO_WIDTH), dtype=bool), clear_old_inputs=False), "would mix masks and points"),
+        (dict(), "give points and / or a box, or a mask"),
+    ],
+)
+def test_bad_prompts_are_named(export_folder, arguments, message):
+    tracker = _tracker(export_folder)
+    tracker.add_prompt(0, 1, points=[object_centre(1, 0)])
+    with pytest.raises(ValueError, match=message):
+        tracker.add_prompt(0, 1, **arguments)
+
+
+def test_removing_an_unknown_object_is_a_clear_error(export_folder):
+    tracker = _tracker(export_folder)
+    tracker.add_prompt(0, 1, points=[object_centre(1, 0)])
+    with pytest.raises(ValueError, match=r"obj_id=7 is not an object of this tracker; its objects are \[1\]"):
+        tracker.remove_object(7)
+    with pytest.raises(ValueError, match="obj_id=2 is not an object"):
+        tracker.clear_prompts_in_frame(0, 2)
+    assert tracker.remove_object(1) == [] and tracker.object_ids == []
+
+
+def test_a_mask_prompt_on_an_export_without_its_graph_says_to_export_again(export_folder, tmp_path):
+    import shutil
+
+    older = tmp_path / "older-export"
+    shutil.copytree(export_folder, older)
+    manifest = json.loads((older / "manifest.json").read_text())
+    del manifest["graphs"]["mask_prompt"]
+    (older / "manifest.json").write_text(json.dumps(manifest))
+    tracker = _tracker(older)
+    tracker.add_prompt(0, 1, points=[object_centre(1, 0)])  # clicks still work
+    with pytest.raises(ValueError, match="has no mask_prompt graph .* export again for mask prompts"):
+        tracker.add_prompt(0, 2, mask=_ellipse_mask(2, 0))
+
+
+def test_mask_prompt_resizing_in_numpy_matches_the_processor():
+    from edgetam_hf.onnx.image_ops import mask_prompt_at_model_size
+
+    processor = tiny_processor()
+    session = processor.init_video_session(video=video_frames())
+    rng = np.random.default_rng(0)
+    masks = [_ellipse_mask(obj, 0) for obj in (1, 2, 3)] + [rng.random((VIDEO_HEIGHT, VIDEO_WIDTH)) > 0.5]
+    for mask in masks:
+        processor.add_inputs_to_inference_session(session, 0, 1, input_masks=[mask])
+        expected = session.objects[1].mask_prompts[0].numpy()
+        np.testing.assert_array_equal(mask_prompt_at_model_size(mask, processor.target_size), expected)

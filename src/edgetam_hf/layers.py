@@ -37,8 +37,10 @@ def channels_last_in_inference(module: nn.Module, maps: torch.Tensor) -> torch.T
     bfloat16 maps takes ~5x longer), and every conv, norm and elementwise op after them keeps the
     layout. float32 keeps channels-first: its channels-last kernels round differently, and on the
     fixture that takes the video object scores past the 1e-4 parity with the original (1.4e-4).
+    Not while torch.export traces (ONNX export): a layout is no part of an exported graph, and
+    tracing half-precision convolutions on channels-last maps specialises the batch axis.
     """
-    if maps.dtype == torch.float32 or module.training or torch.is_grad_enabled():
+    if maps.dtype == torch.float32 or module.training or torch.is_grad_enabled() or torch.compiler.is_exporting():
         return maps
     return maps.contiguous(memory_format=torch.channels_last)
 

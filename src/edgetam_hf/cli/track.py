@@ -79,11 +79,12 @@ def run_track(args) -> int:
             check_inside(prompts, *source.size, what="video frame")
         about = {"video": args.video, "model": args.model}
         if is_export_folder(args.model):  # an `edgetam-hf export` folder of a video model runs on onnxruntime
-            if args.stream:
-                raise ValueError("--stream: an export folder tracks files and folders only; give a PyTorch model")
-            from .onnx_track import track_video_onnx
+            from .onnx_track import track_stream_onnx, track_video_onnx
 
-            track_video_onnx(args.model, source, prompts, Path(args.out), args.max_frames, args.reverse, about)
+            if args.stream:
+                track_stream_onnx(args.model, source, prompts, Path(args.out), args.max_frames, about)
+            else:
+                track_video_onnx(args.model, source, prompts, Path(args.out), args.max_frames, args.reverse, about)
             return 0
         device = device_from(args.device)
         model = load_model(EdgeTamVideoModel, args.model, device)
@@ -250,13 +251,26 @@ def _with_prompts(frame, prompts: list[ObjectPrompt], frame_idx: int):
 
 
 def track_stream(model, source: LiveSource, prompts: list[ObjectPrompt], out_dir: Path, max_frames: int | None, about: dict) -> Path:
-    """Tracks a live source forward as its frames arrive, with a bounded streaming session: frames
-    before the first prompted one only go to the overlay. Returns the overlay's path; Ctrl-C closes
-    the outputs over the frames tracked so far and is raised again."""
+    """Tracks a live source forward as its frames arrive, with a bounded streaming session (see
+    `write_stream_tracking`). Returns the overlay's path."""
     from ..video_processing import EdgeTamVideoProcessor
 
     processor = processor_for(EdgeTamVideoProcessor, model)
     session = processor.init_video_session(inference_device=model.device, video_storage_device="cpu")
+
+    def track_next(frame, frame_idx: int, writer: TrackWriter) -> np.ndarray:
+        _add_prompts(processor, session, prompts, frame_idx, session.num_frames, frame.size)
+        output = model(session, frame=processor.preprocess_frame(frame))
+        return writer.add(processor, output, frame.size, frame_idx)
+
+    return write_stream_tracking(source, prompts, out_dir, max_frames, about, track_next)
+
+
+def write_stream_tracking(source: LiveSource, prompts: list[ObjectPrompt], out_dir: Path, max_frames: int | None, about: dict, track_next) -> Path:
+    """The loop of `--stream`: frames before the first prompted one only go to the overlay; from
+    it on, `track_next(frame, frame_idx, writer)` adds the frame (and its prompts) to the
+    backend's streaming session, writes its result and returns its label map. Returns the
+    overlay's path; Ctrl-C closes the outputs over the frames tracked so far and is raised again."""
     first_prompted = min(prompt.frame_idx for prompt in prompts)
     colors = {obj_id: object_color(obj_id) for obj_id in sorted({p.obj_id for p in prompts})}
     frames = source.frames()
@@ -266,7 +280,7 @@ def track_stream(model, source: LiveSource, prompts: list[ObjectPrompt], out_dir
     size = first.size
     check_inside(prompts, *size, what="video frame")
     writer = TrackWriter(out_dir, {**about, "size": list(size), "fps": source.fps, "direction": "forward", **_prompts_json(prompts)})
-    completed, started = False, time.monotonic()
+    completed, started, streamed = False, time.monotonic(), 0
     progress = tqdm(desc="tracking", unit="frame", disable=None)  # shows frames per second
     overlay = OverlayVideoWriter(out_dir / "overlay", source.fps, size)
     try:
@@ -277,9 +291,9 @@ def track_stream(model, source: LiveSource, prompts: list[ObjectPrompt], out_dir
                 if max_frames is not None and writer.num_frames >= max_frames:
                     break
                 if frame_idx >= first_prompted:
-                    _add_prompts(processor, session, prompts, frame_idx, frame_idx - first_prompted, size)
-                    output = model(session, frame=processor.preprocess_frame(frame))
-                    frame = overlay_labels(frame, writer.add(processor, output, size, frame_idx), colors)
+                    labels = track_next(frame, frame_idx, writer)
+                    streamed += 1
+                    frame = overlay_labels(frame, labels, colors)
                     progress.update()
                 overlay.add(_with_prompts(frame, prompts, frame_idx))
         completed = True
@@ -292,7 +306,7 @@ def track_stream(model, source: LiveSource, prompts: list[ObjectPrompt], out_dir
             f"({writer.num_frames / max(seconds, 1e-9):.1f} frames/s); wrote <frame>.png masks, {overlay.path.name}, "
             f"scores.jsonl and scores.json in {out_dir}"
         )
-    missed = sorted({p.frame_idx for p in prompts} - set(range(first_prompted, first_prompted + session.num_frames)))
+    missed = sorted({p.frame_idx for p in prompts} - set(range(first_prompted, first_prompted + streamed)))
     if missed:
         logger.warning("the stream ended before the prompted frame(s) %s", missed)
     return overlay.path

@@ -18,12 +18,13 @@ import torch
 from ..image_processing import IMAGENET_MEAN, IMAGENET_STD
 from ..modeling import EdgeTamModel
 from ..modeling_video import EdgeTamVideoModel
-from .graphs import ImageEncoderGraph, MemoryEncoderGraph, PromptMaskDecoderGraph, TrackingStepGraph
+from .graphs import ImageEncoderGraph, MaskPromptGraph, MemoryEncoderGraph, PromptMaskDecoderGraph, TrackingStepGraph
 from .manifest import (
     FORMAT_NAME,
     FORMAT_VERSION,
     IMAGE_ENCODER,
     MANIFEST_NAME,
+    MASK_PROMPT,
     MEMORY_ENCODER,
     PROMPT_MASK_DECODER,
     TRACKING_STEP,
@@ -152,7 +153,8 @@ def _export_graphs(model: EdgeTamModel, folder: Path, dtype: torch.dtype) -> dic
 
 
 def _export_video_graphs(model: EdgeTamVideoModel, folder: Path, dtype: torch.dtype, extra_slots: int) -> dict[str, str]:
-    """Writes the memory encoder and the tracking step into `folder`; returns graph name -> file name."""
+    """Writes the memory encoder, the tracking step and the mask prompt graph into `folder`;
+    returns graph name -> file name."""
     config = model.config
     hidden = config.vision_config.fpn_hidden_size
     side = config.image_size
@@ -220,7 +222,16 @@ def _export_video_graphs(model: EdgeTamVideoModel, folder: Path, dtype: torch.dt
             objects, None, None,
         ),
     )
-    return {MEMORY_ENCODER: memory_file, TRACKING_STEP: step_file}
+    mask_file = f"{MASK_PROMPT}.onnx"
+    _export(
+        MaskPromptGraph(model).eval(),
+        (features.vision_features, feat_s0, feat_s1, torch.zeros(2, 1, side, side, dtype=dtype)),
+        folder / mask_file,
+        input_names=["vision_features", "high_res_feat_s0", "high_res_feat_s1", "mask_prompt"],
+        output_names=["mask_logits", "object_pointer", "object_score_logits"],
+        dynamic_shapes=(None, None, None, objects),
+    )
+    return {MEMORY_ENCODER: memory_file, TRACKING_STEP: step_file, MASK_PROMPT: mask_file}
 
 
 def _clear_position_encoding_caches(model: EdgeTamModel) -> None:

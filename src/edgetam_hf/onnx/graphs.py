@@ -7,7 +7,8 @@ of one pass through the decoder.
 
 The video graphs wrap the tracking step (`video.step`): `MemoryEncoderGraph` encodes the memory of
 a prompted frame, `TrackingStepGraph` runs one frame of a batch of objects from a fixed number of
-memory slots with a validity mask, clicks and a mask prompt. What the step leaves to Python
+memory slots with a validity mask, clicks and a mask prompt, and `MaskPromptGraph` turns a binary
+mask prompt into a result as the original does (the mask itself is the output). What the step leaves to Python
 (hole filling, which memories fill the slots) is the runtime's, in NumPy.
 """
 
@@ -225,3 +226,26 @@ class TrackingStepGraph(_VideoGraph):
         mask_logits = torch.where(multimask, best_logits, single.mask_logits[:, 0])
         output_token = torch.where(multimask, best_token, single.sam_output_tokens[:, 0, 0])
         return mask_logits, output_token
+
+
+class MaskPromptGraph(_VideoGraph):
+    """Binary mask prompts on one frame -> the objects' results (`EdgeTamVideoModel.predict_from_mask`,
+    original `_use_mask_as_output`): the mask as +-10 logits downsampled with the antialiased
+    filter, an object score of +-10 from whether the mask is empty, and the object pointer of the
+    downsampled mask decoded on the frame's plain features (no memory, no no-memory embedding).
+
+    The tracking step cannot give this: without memory it adds the no-memory embedding, and the
+    mask prompt it takes is already at the decoder's resolution.
+    """
+
+    def forward(
+        self,
+        vision_features: torch.Tensor,  # (1, hidden, h, w)
+        high_res_feat_s0: torch.Tensor,  # (1, hidden / 8, 4h, 4w)
+        high_res_feat_s1: torch.Tensor,  # (1, hidden / 4, 2h, 2w)
+        mask_prompt: torch.Tensor,  # (num_objects, 1, 16h, 16w) in {0, 1} at the model's input size
+    ) -> tuple[torch.Tensor, ...]:
+        features = self.frame_features(vision_features, high_res_feat_s0, high_res_feat_s1).expand(mask_prompt.shape[0])
+        prediction = self.model.predict_from_mask(features, mask_prompt)
+        # (num_objects, 1, 4h, 4w) logits, (num_objects, hidden), (num_objects, 1)
+        return prediction.mask_logits, prediction.object_pointer, prediction.object_score_logits

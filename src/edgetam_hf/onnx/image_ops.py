@@ -60,6 +60,17 @@ def upsample_logits(logits: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     return _resize_axis(upsampled, height, axis=logits.ndim - 2, antialias=False)
 
 
+def mask_prompt_at_model_size(mask: np.ndarray, size: int) -> np.ndarray:
+    """A (height, width) binary mask -> (1, 1, size, size) float32 in {0, 1}, as the original
+    `add_new_mask` resizes a mask prompt: antialiased bilinear on the 0 / 1 values, then >= 0.5
+    (a mask already at the model's size is used as it is)."""
+    unit = np.asarray(mask, dtype=bool).astype(np.float32)
+    if unit.shape != (size, size):
+        unit = _resize_axis(_resize_axis(unit, size, axis=1, antialias=True), size, axis=0, antialias=True)
+        unit = (unit >= np.float32(0.5)).astype(np.float32)
+    return unit[None, None]
+
+
 def _resize_axis(values: np.ndarray, output_size: int, axis: int, antialias: bool) -> np.ndarray:
     """Resamples one axis: output[i] = sum_k weights[i, k] * values[indices[i, k]], summed in float32."""
     indices, weights = _linear_taps(values.shape[axis], output_size, antialias)

@@ -14,6 +14,9 @@ IMAGE_ENCODER = "image_encoder"
 PROMPT_MASK_DECODER = "prompt_mask_decoder"
 MEMORY_ENCODER = "memory_encoder"
 TRACKING_STEP = "tracking_step"
+# Exports made before mask prompts were supported lack this graph; the tracker asks for it only
+# when given a mask prompt, so it is not among the required names.
+MASK_PROMPT = "mask_prompt"
 GRAPH_NAMES = (IMAGE_ENCODER, PROMPT_MASK_DECODER)
 VIDEO_GRAPH_NAMES = (MEMORY_ENCODER, TRACKING_STEP)
 

@@ -67,6 +67,13 @@ def plan_frame(
     return FramePlan(tuple(m for m in spatial if m is not None), tuple(m for m in pointers if m is not None))
 
 
+def memory_window(settings: dict) -> int:
+    """How many tracked frames' results behind the newest one a tracker keeps so that the next
+    frame, or a correction of the newest, finds every memory and pointer it reads (`plan_frame`
+    reads at most `num_maskmem - 1` and `max_object_pointers_in_encoder - 1` frames back)."""
+    return max(settings["num_maskmem"], settings["max_object_pointers_in_encoder"])
+
+
 def fill_slots(
     plan: FramePlan, stored: list[list], slot_shapes: tuple[tuple[int, ...], tuple[int, ...]], largest_distance: int
 ) -> dict[str, np.ndarray]:

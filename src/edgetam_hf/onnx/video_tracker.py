@@ -4,18 +4,19 @@ onnxruntime alone (no torch).
 The session semantics are those of `EdgeTamVideoModel` driven by `EdgeTamVideoProcessor` (see
 `edgetam_hf.video.propagation`): a prompt on a frame an object has not been run on is an initial
 conditioning frame, segmented without memory; on a frame already tracked it is a correction,
-segmented with the memory and the previous logits. Before tracking, prompt results are
+segmented with the memory and the previous logits. A mask prompt is the result itself, on any
+frame (the original's `_use_mask_as_output`). Removing an object, or an object's prompts on a
+frame, keeps the other objects' results. Before tracking, prompt results are
 consolidated: every object gets a result on every prompted frame (a placeholder without one) and
 a memory encoded from its binarised mask. Tracking reuses those and runs every other frame from
 the memory bank, objects that read the same memories in one batch.
 
-Frames come as a sequence (read when needed) or one at a time with `add_frame` (streaming). Only
-the features of the most recently used frames are kept, and with `max_stored_frames` only that
-many tracked frames' results are kept behind the newest one, so a stream of any length runs in
-bounded memory.
+Frames come as a sequence (read when needed) or one at a time with `add_frame` (streaming; see
+`video_frames`). Only the features of the most recently used frames are kept, and with
+`max_stored_frames` only that many tracked frames' results are kept behind the newest one, so a
+stream of any length runs in bounded memory.
 """
 
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +24,11 @@ import numpy as np
 from ..tracking_order import frames_to_track
 from .hole_filling import fill_holes
 from .image_ops import upsample_logits, video_pixel_values
-from .manifest import IMAGE_ENCODER, MEMORY_ENCODER, TRACKING_STEP, read_manifest
-from .memory_plan import FramePlan, PlannedMemory, fill_slots, plan_frame
-from .prompts import prompt_tokens
-from .video_state import OnnxVideoFrame, StoredResult, TrackedObject, round_to_bfloat16
+from .manifest import IMAGE_ENCODER, MASK_PROMPT, MEMORY_ENCODER, TRACKING_STEP, read_manifest
+from .memory_plan import FramePlan, PlannedMemory, fill_slots, memory_window, plan_frame
+from .video_frames import OnnxVideoFrames
+from .video_prompts import check_prompt, mask_prompt, point_prompt, with_padding_point
+from .video_state import OnnxVideoFrame, PointPrompt, StoredResult, TrackedObject, TrackedObjects, round_to_bfloat16
 
 # The original's `NO_OBJ_SCORE` (mask logits of placeholders) and a placeholder's object score.
 NO_OBJECT_SCORE = np.float32(-1024.0)
@@ -76,14 +78,12 @@ class OnnxVideoTracker:
 
         if memory_dtype not in MEMORY_DTYPES:
             raise ValueError(f"memory_dtype must be one of {MEMORY_DTYPES}, got {memory_dtype!r}")
-        if not isinstance(max_cached_features, int) or max_cached_features < 1:
-            raise ValueError(f"max_cached_features must be a positive int, got {max_cached_features!r}")
         self.folder = Path(folder).expanduser()
         self.manifest = read_manifest(self.folder, video=True)
         self.settings = self.manifest["video"]
-        if max_stored_frames is not None and max_stored_frames < self._memory_window():
+        if max_stored_frames is not None and max_stored_frames < self.memory_window:
             raise ValueError(
-                f"max_stored_frames must be at least {self._memory_window()} (the frames a tracked frame reads); "
+                f"max_stored_frames must be at least {self.memory_window} (the frames a tracked frame reads); "
                 f"got {max_stored_frames}"
             )
         preprocessing = self.manifest["preprocessing"]
@@ -91,7 +91,6 @@ class OnnxVideoTracker:
         self.mask_size = int(preprocessing["mask_size"])
         self.dtype = np.dtype(self.manifest["dtype"])
         self.memory_dtype = memory_dtype
-        self.max_cached_features = max_cached_features
         self.max_stored_frames = max_stored_frames
         self._sessions = {
             name: onnxruntime.InferenceSession(
@@ -99,7 +98,8 @@ class OnnxVideoTracker:
                 sess_options=session_options,
                 providers=providers or ["CPUExecutionProvider"],
             )
-            for name in (IMAGE_ENCODER, MEMORY_ENCODER, TRACKING_STEP)
+            for name in (IMAGE_ENCODER, MEMORY_ENCODER, TRACKING_STEP, MASK_PROMPT)
+            if name in self.manifest["graphs"]  # exports older than mask prompts lack MASK_PROMPT
         }
         step_inputs = {value["name"]: value["shape"] for value in self.manifest["graphs"][TRACKING_STEP]["inputs"]}
         # Per object: (S, T, mem_dim) memory slots and (P, hidden) pointer slots.
@@ -110,49 +110,29 @@ class OnnxVideoTracker:
             raise ValueError(f"fill_hole_area must be an int >= 0 or None, got {fill_hole_area!r}")
         self.fill_hole_area = self.settings["fill_hole_area"] if fill_hole_area is None else fill_hole_area
 
-        self.is_streaming = frames is None
-        # Indexed when needed, never copied: a lazy reader (one frame at a time) stays lazy.
-        self._frames = frames if frames is None or hasattr(frames, "__getitem__") else list(frames)
-        self._num_frames = len(self._frames) if frames is not None else 0
-        self.video_size = tuple(video_size) if video_size is not None else None
-        if self.video_size is None and self._num_frames:
-            self.video_size = _frame_size(self._frames[0])
-        self._features: OrderedDict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+        self._frames = OnnxVideoFrames(frames, self._encode, max_cached_features, video_size)
+        self.is_streaming = self._frames.is_streaming
         self.reset()
 
     # ------------------------------------------------------------------ frames
 
     @property
     def num_frames(self) -> int:
-        return self._num_frames
+        return self._frames.num_frames
+
+    @property
+    def video_size(self) -> tuple[int, int] | None:
+        """(height, width) of the frames (of a stream: known from its first frame)."""
+        return self._frames.video_size
+
+    @property
+    def memory_window(self) -> int:
+        """The fewest `max_stored_frames` that keeps every memory a later frame reads."""
+        return memory_window(self.settings)
 
     def add_frame(self, frame) -> int:
         """Streams in the next frame (its features are computed now); returns its index."""
-        if not self.is_streaming:
-            raise ValueError("add_frame is for a tracker made without frames (streaming); this one was given its frames")
-        if self.video_size is None:
-            self.video_size = _frame_size(frame)
-        elif _frame_size(frame) != self.video_size:
-            raise ValueError(f"frame has size {_frame_size(frame)} (height, width); the video's frames are {self.video_size}")
-        frame_idx = self._num_frames
-        self._num_frames += 1
-        self._cache_features(frame_idx, self._encode(frame))
-        return frame_idx
-
-    def _frame_features(self, frame_idx: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(high_res_feat_s0, high_res_feat_s1, vision_features) of a frame, batch 1."""
-        features = self._features.get(frame_idx)
-        if features is not None:
-            self._features.move_to_end(frame_idx)
-            return features
-        if self.is_streaming:
-            raise ValueError(
-                f"frame {frame_idx}'s features are no longer kept (max_cached_features={self.max_cached_features}); "
-                "a streamed frame can be revisited only while it is among the most recent ones"
-            )
-        features = self._encode(self._frames[frame_idx])
-        self._cache_features(frame_idx, features)
-        return features
+        return self._frames.add(frame)
 
     def _encode(self, frame):
         pixel_values = video_pixel_values(
@@ -160,75 +140,87 @@ class OnnxVideoTracker:
         )
         return tuple(self._sessions[IMAGE_ENCODER].run(None, {"pixel_values": pixel_values.astype(self.dtype)}))
 
-    def _cache_features(self, frame_idx: int, features) -> None:
-        self._features[frame_idx] = features
-        while len(self._features) > self.max_cached_features:
-            self._features.popitem(last=False)
-
     def _check_frame(self, frame_idx, name: str = "frame_idx") -> None:
-        if isinstance(frame_idx, bool) or not isinstance(frame_idx, int) or not 0 <= frame_idx < self._num_frames:
-            raise ValueError(f"{name} must be the index of a frame of the video (0 to {self._num_frames - 1}); got {frame_idx!r}")
+        if isinstance(frame_idx, bool) or not isinstance(frame_idx, int) or not 0 <= frame_idx < self.num_frames:
+            raise ValueError(f"{name} must be the index of a frame of the video (0 to {self.num_frames - 1}); got {frame_idx!r}")
 
     # ------------------------------------------------------------------ prompts
 
     def reset(self) -> None:
         """Forgets every object, prompt and result (the frames stay)."""
-        self._objects: dict[int, TrackedObject] = {}
-        self._consolidated = {True: set(), False: set()}  # prompted frames whose results tracking reuses
+        self._objects = TrackedObjects()
 
     @property
     def object_ids(self) -> list[int]:
-        return list(self._objects)
+        return self._objects.ids
 
-    def add_prompt(self, frame_idx: int, obj_id: int, points=None, labels=None, box=None) -> OnnxVideoFrame:
-        """Segments one object on one frame from clicks and / or a box (replacing its earlier
-        prompt there) and returns every object's result on that frame.
+    def add_prompt(
+        self, frame_idx: int, obj_id: int, points=None, labels=None, box=None, mask=None, clear_old_inputs: bool = True
+    ) -> OnnxVideoFrame:
+        """Segments one object on one frame from clicks and / or a box, or from a mask, and returns
+        every object's result on that frame (`EdgeTamVideoProcessor.add_inputs_to_inference_session`
+        then the model's call on the frame).
 
         Args:
             frame_idx: the frame; when streaming, one that has arrived.
             obj_id: the object (an int); a new id adds an object.
             points: [[x, y], ...] in video pixels; labels: 1 positive, 0 negative (default all 1).
             box: [x0, y0, x1, y1] in video pixels.
+            mask: a binary (height, width) mask of the frame (nonzero is foreground); not with
+                points or a box. It becomes the object's result as it is, on any frame.
+            clear_old_inputs: replace the object's prompts on this frame (True), or add the clicks
+                after its earlier clicks there (False; not with a box, nor mixed with a mask).
         """
         self._check_frame(frame_idx)
-        if isinstance(obj_id, bool) or not isinstance(obj_id, int):
-            raise ValueError(f"obj_id must be an int, got {obj_id!r}")
-        if points is None and box is None:
-            raise ValueError("give points and / or a box")
-        coordinates, token_labels = prompt_tokens(
-            [points] if points is not None else None,
-            [labels] if labels is not None else None,
-            [box] if box is not None else None,
-            self.video_size,
-            self.image_size,
-        )
-        tracked = self._objects.setdefault(obj_id, TrackedObject(obj_id))
+        existing = self._objects.by_id.get(obj_id) if isinstance(obj_id, int) else None
+        check_prompt(obj_id, points, box, mask, clear_old_inputs, existing, frame_idx)
+        tracked = existing if existing is not None else TrackedObject(obj_id)  # added once its prompt has run
         is_conditioning = frame_idx not in tracked.tracked_frames
+        if mask is not None:
+            model_mask = mask_prompt(mask, self.video_size, self.image_size)
+            result = self._predict_from_mask(frame_idx, model_mask)
+            tracked.set_mask_prompt(frame_idx, model_mask)
+        else:
+            prompt = tracked.clicks_with(frame_idx, point_prompt(points, labels, box, self.video_size, self.image_size), not clear_old_inputs)
+            result = self._predict_from_points(tracked, frame_idx, prompt, is_conditioning)
+            tracked.set_point_prompt(frame_idx, prompt)
+        self._objects.add(tracked)
+        # Kept until tracking takes it in (original: `temp_output_dict_per_obj`).
+        tracked.prompt_results[is_conditioning][frame_idx] = result
+        return self._prompted_frame_output(frame_idx, is_conditioning)
+
+    def _predict_from_points(self, tracked: TrackedObject, frame_idx: int, prompt: PointPrompt, is_conditioning: bool) -> StoredResult:
+        """Clicks on an initial conditioning frame (no memory) or a correction (memory and the
+        previous logits, clamped, as a mask prompt)."""
         previous = tracked.latest(frame_idx, is_conditioning)
         mask_input = np.zeros((1, 1, self.mask_size, self.mask_size), dtype=np.float32)
         if previous is not None:
             mask_input = np.clip(previous.mask_logits, -PREVIOUS_LOGITS_CLAMP, PREVIOUS_LOGITS_CLAMP)[None]
         plan = FramePlan((), ())
         if not is_conditioning:
-            reverse = tracked.tracked_frames[frame_idx]
-            plan = self._plan(tracked, frame_idx, reverse)
-        num_points = coordinates.shape[1] - 1  # the padding point is not counted
-        outputs = self._run_step(
+            plan = self._plan(tracked, frame_idx, tracked.tracked_frames[frame_idx])
+        mask_logits, object_pointer, object_score_logits, _ = self._run_step(
             frame_idx,
             plan,
             [tracked],
-            coordinates,
-            token_labels,
+            *with_padding_point(prompt),
             mask_input,
             has_mask=previous is not None,
-            multimask=self._use_multimask(is_conditioning, num_points),
+            multimask=self._use_multimask(is_conditioning, prompt.labels.shape[1]),
         )
-        mask_logits, object_pointer, object_score_logits, _ = outputs
-        tracked.prompt_results[is_conditioning][frame_idx] = StoredResult(
-            fill_holes(mask_logits[0], self.fill_hole_area), object_pointer[0], object_score_logits[0, 0]
-        )
-        results = [other.latest(frame_idx, is_conditioning) for other in self._objects.values()]
-        return self._frame_output(frame_idx, [r if r is not None else self._placeholder() for r in results])
+        return StoredResult(fill_holes(mask_logits[0], self.fill_hole_area), object_pointer[0], object_score_logits[0, 0])
+
+    def _predict_from_mask(self, frame_idx: int, model_mask: np.ndarray) -> StoredResult:
+        """A mask prompt as the result: +-10 logits, the object present where the mask is not
+        empty, the pointer of the mask decoded without memory (the mask prompt graph)."""
+        session = self._sessions.get(MASK_PROMPT)
+        if session is None:
+            raise ValueError(f"{self.folder} has no {MASK_PROMPT} graph (an export by an older edgetam-hf): export again for mask prompts")
+        feat_s0, feat_s1, vision_features = self._frames.features(frame_idx)
+        inputs = {"vision_features": vision_features, "high_res_feat_s0": feat_s0, "high_res_feat_s1": feat_s1}
+        outputs = session.run(None, {**inputs, "mask_prompt": model_mask.astype(self.dtype)})
+        mask_logits, object_pointer, object_score_logits = (output.astype(np.float32) for output in outputs)
+        return StoredResult(fill_holes(mask_logits[0], self.fill_hole_area), object_pointer[0], object_score_logits[0, 0])
 
     def _use_multimask(self, is_initial_conditioning: bool, num_points: int) -> bool:
         settings = self.settings
@@ -238,36 +230,63 @@ class OnnxVideoTracker:
             and settings["multimask_min_pt_num"] <= num_points <= settings["multimask_max_pt_num"]
         )
 
+    def _prompted_frame_output(self, frame_idx: int, is_conditioning: bool) -> OnnxVideoFrame:
+        """Every object's latest result on a prompted frame, placeholders for objects without one."""
+        results = [tracked.latest(frame_idx, is_conditioning) for tracked in self._objects]
+        return self._frame_output(frame_idx, [result if result is not None else self._placeholder() for result in results])
+
+    def clear_prompts_in_frame(self, frame_idx: int, obj_id: int) -> OnnxVideoFrame:
+        """Removes one object's prompts on one frame (the model's `clear_prompts_in_frame`): a frame
+        left without prompts is no longer a conditioning frame (its results are recomputed by the
+        next propagation), and with no conditioning frame left every result is forgotten.
+        Returns every object's result on the frame."""
+        self._check_frame(frame_idx)
+        self._objects.clear_prompts(self._objects.get(obj_id), frame_idx)
+        return self._prompted_frame_output(frame_idx, self._has_conditioning_prompt(frame_idx))
+
+    def remove_object(self, obj_id: int) -> list[OnnxVideoFrame]:
+        """Removes an object (the model's `remove_object`); the other objects keep their results.
+        Returns every object's result on the frames where it had prompts (none if it was the only one)."""
+        tracked = self._objects.get(obj_id)
+        if len(self._objects) == 1:
+            self.reset()
+            return []
+        prompted_frames = self._objects.remove(tracked)
+        return [self._prompted_frame_output(t, self._has_conditioning_prompt(t)) for t in prompted_frames]
+
+    def _has_conditioning_prompt(self, frame_idx: int) -> bool:
+        return any(frame_idx in tracked.prompt_results[True] for tracked in self._objects)
+
     # ------------------------------------------------------------------ consolidation
 
     def _prepare_tracking(self) -> None:
         """Merges prompt results into the memory bank (original: `propagate_in_video_preflight`)."""
-        objects = list(self._objects.values())
+        objects = list(self._objects)
         for is_conditioning in (False, True):
             # A set walked as the PyTorch session walks it: the order of conditioning memories.
             frames = set()
             for tracked in objects:
                 frames.update(tracked.prompt_results[is_conditioning].keys())
-            self._consolidated[is_conditioning].update(frames)
+            self._objects.consolidated[is_conditioning].update(frames)
             for frame_idx in frames:
                 self._consolidate(frame_idx, is_conditioning, objects)
             for tracked in objects:
                 tracked.prompt_results[is_conditioning].clear()
-        for frame_idx in sorted(self._consolidated[True]):  # objects that joined after a prompted frame
+        for frame_idx in sorted(self._objects.consolidated[True]):  # objects that joined after a prompted frame
             missing = [tracked for tracked in objects if tracked.find(frame_idx) is None]
             if missing:
                 self._consolidate(frame_idx, True, missing)
         for tracked in objects:
             for frame_idx in tracked.results[True]:
                 tracked.results[False].pop(frame_idx, None)
-        self._consolidated[False] -= self._consolidated[True]
+        self._objects.consolidated[False] -= self._objects.consolidated[True]
 
     def _consolidate(self, frame_idx: int, is_conditioning: bool, objects: list[TrackedObject]) -> None:
         """Every object's latest result on a prompted frame (a placeholder without one), with a
         memory encoded from the binarised masks, in one batch."""
         results = [tracked.latest(frame_idx, is_conditioning) for tracked in objects]
         results = [result if result is not None else self._placeholder() for result in results]
-        vision_features = self._frame_features(frame_idx)[2]
+        vision_features = self._frames.features(frame_idx)[2]
         (memory_tokens,) = self._sessions[MEMORY_ENCODER].run(
             None,
             {
@@ -301,9 +320,9 @@ class OnnxVideoTracker:
         self._prepare_tracking()
         self._require_prompts()
         if start_frame_idx is None:
-            start_frame_idx = min(t for tracked in self._objects.values() for t in tracked.results[True])
+            start_frame_idx = min(t for tracked in self._objects for t in tracked.results[True])
         self._check_frame(start_frame_idx, "start_frame_idx")
-        order = frames_to_track(start_frame_idx, max_frame_num_to_track, reverse, self._num_frames)
+        order = frames_to_track(start_frame_idx, max_frame_num_to_track, reverse, self.num_frames)
         for frame_idx in order:
             yield self._track_frame(frame_idx, reverse)
 
@@ -314,15 +333,15 @@ class OnnxVideoTracker:
         return self._track_frame(frame_idx, reverse)
 
     def _require_prompts(self) -> None:
-        if not any(tracked.results[True] for tracked in self._objects.values()):
+        if not any(tracked.results[True] for tracked in self._objects):
             raise ValueError("the tracker has no prompted frame to track from; add a prompt with add_prompt first")
 
     def _track_frame(self, frame_idx: int, reverse: bool) -> OnnxVideoFrame:
         self._require_prompts()
-        objects = list(self._objects.values())
+        objects = list(self._objects)
         reused = [None] * len(objects)
         for is_conditioning in (True, False):
-            if frame_idx in self._consolidated[is_conditioning]:
+            if frame_idx in self._objects.consolidated[is_conditioning]:
                 reused = [tracked.results[is_conditioning].get(frame_idx) for tracked in objects]
                 break
         groups: dict[FramePlan, list[TrackedObject]] = {}
@@ -334,14 +353,16 @@ class OnnxVideoTracker:
         for tracked in objects:
             tracked.tracked_frames[frame_idx] = reverse
         output = self._frame_output(frame_idx, [tracked.find(frame_idx) for tracked in objects])
-        self._forget_old_results(frame_idx, reverse)
+        if self.max_stored_frames is not None:
+            self._objects.forget_tracked_behind(frame_idx, reverse, self.max_stored_frames)
+        self._frames.forget_streamed_before(frame_idx, self._objects.frames_with_prompts())
         return output
 
     def _track_objects(self, frame_idx: int, plan: FramePlan, objects: list[TrackedObject]) -> None:
         """A batch of objects on a frame from their memories; results already computed from the
         same stored memories are kept as they are (recomputing would give them again)."""
         read = tuple(self._stored(tracked, entry).serial for tracked in objects for entry in plan.spatial + plan.pointers)
-        key = (frame_idx, plan, read, tuple(tracked.obj_id for tracked in objects), self._num_frames)
+        key = (frame_idx, plan, read, tuple(tracked.obj_id for tracked in objects), self.num_frames)
         stored = [tracked.results[False].get(frame_idx) for tracked in objects]
         if all(result is not None and result.computed_from == key for result in stored):
             return
@@ -364,7 +385,7 @@ class OnnxVideoTracker:
             )
 
     def _plan(self, tracked: TrackedObject, frame_idx: int, reverse: bool) -> FramePlan:
-        return plan_frame(self.settings, list(tracked.results[True]), tracked.results[False], frame_idx, reverse, self._num_frames)
+        return plan_frame(self.settings, list(tracked.results[True]), tracked.results[False], frame_idx, reverse, self.num_frames)
 
     def _stored(self, tracked: TrackedObject, entry: PlannedMemory) -> StoredResult:
         return tracked.results[entry.is_conditioning][entry.frame_idx]
@@ -377,12 +398,12 @@ class OnnxVideoTracker:
                 f"than the export's {self.num_memory_slots} and {self.num_pointer_slots} slots (too many prompted "
                 "frames at once): export again with more extra_conditioning_slots"
             )
-        feat_s0, feat_s1, vision_features = self._frame_features(frame_idx)
+        feat_s0, feat_s1, vision_features = self._frames.features(frame_idx)
         slots = fill_slots(
             plan,
             [[self._stored(tracked, entry) for entry in plan.spatial + plan.pointers] for tracked in objects],
             self._slot_shapes,
-            largest_distance=max(min(self._num_frames, self.settings["max_object_pointers_in_encoder"]) - 1, 1),
+            largest_distance=max(min(self.num_frames, self.settings["max_object_pointers_in_encoder"]) - 1, 1),
         )
         outputs = self._sessions[TRACKING_STEP].run(
             None,
@@ -400,20 +421,6 @@ class OnnxVideoTracker:
         )
         return [output.astype(np.float32) for output in outputs]
 
-    def _memory_window(self) -> int:
-        """How many frames behind a tracked frame its memories and pointers may come from."""
-        return max(self.settings["num_maskmem"], self.settings["max_object_pointers_in_encoder"])
-
-    def _forget_old_results(self, frame_idx: int, reverse: bool) -> None:
-        """With `max_stored_frames`, drops tracked results that far behind the newest tracked frame."""
-        if self.max_stored_frames is None:
-            return
-        step = 1 if reverse else -1
-        for tracked in self._objects.values():
-            old = [t for t in tracked.results[False] if (t - frame_idx) * step > self.max_stored_frames]
-            for t in old:
-                del tracked.results[False][t]
-
     # ------------------------------------------------------------------ outputs
 
     def _frame_output(self, frame_idx: int, results: list[StoredResult]) -> OnnxVideoFrame:
@@ -429,8 +436,3 @@ class OnnxVideoTracker:
         logits = upsample_logits(frame.mask_logits[:, 0], self.video_size)
         return logits > mask_threshold if binarize else logits
 
-
-def _frame_size(frame) -> tuple[int, int]:
-    if hasattr(frame, "size") and hasattr(frame, "mode"):  # PIL: (width, height)
-        return frame.size[1], frame.size[0]
-    return tuple(np.shape(frame)[:2])
