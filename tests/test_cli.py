@@ -309,6 +309,12 @@ def test_demo_without_a_checkpoint_says_what_it_runs_and_writes_overlays(tmp_pat
     assert Image.open(image_dir / "overlay.png").size == (640, 480)
     image_about = json.loads((image_dir / "scores.json").read_text())
     assert image_about["model"] == BUNDLED_MODEL_NAME and image_about["random_weights"] is False
+    # The bundled model reads its prompt: each box gets its own shape, not one mask for both.
+    disc_mask, rectangle_mask = (np.asarray(Image.open(image_dir / f"mask_{obj_id}.png")) > 0 for obj_id in (1, 2))
+    disc_centre, rectangle_centre = (170, 200), (335, 470)  # (row, column) on the sample image
+    assert disc_mask[disc_centre] and not disc_mask[rectangle_centre]
+    assert rectangle_mask[rectangle_centre] and not rectangle_mask[disc_centre]
+    assert (disc_mask & rectangle_mask).sum() < 0.1 * min(disc_mask.sum(), rectangle_mask.sum())
     overlay = next(video_dir.glob("overlay.*"))
     frames = Image.open(overlay).n_frames if overlay.suffix == ".gif" else _mp4_frame_count(overlay)
     assert frames == 16 and len(list(video_dir.glob("0*.png"))) == 16
