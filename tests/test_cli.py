@@ -320,6 +320,20 @@ def test_demo_without_a_checkpoint_says_what_it_runs_and_writes_overlays(tmp_pat
     assert frames == 16 and len(list(video_dir.glob("0*.png"))) == 16
 
 
+def test_the_sample_clip_ground_truth_is_the_visible_pixels_of_each_shape():
+    """scripts/evaluate_tiny_video.py scores the demo's clip against these masks."""
+    from edgetam_hf.sample_media import render_sample_frame, render_sample_frame_masks
+
+    colours = [(220, 60, 50), (50, 90, 220), (70, 190, 90)]  # disc, rectangle, triangle (ids 1, 2, 3)
+    for frame_idx in (0, 15):  # by frame 15 the triangle and the rectangle hide part of the disc
+        pixels = np.asarray(render_sample_frame(frame_idx))
+        masks = render_sample_frame_masks(frame_idx)
+        assert masks.shape == (3, 480, 640) and masks.sum(0).max() == 1
+        for mask, colour in zip(masks, colours):
+            assert np.array_equal(mask, (pixels == colour).all(-1))
+    assert render_sample_frame_masks(15)[0].sum() < render_sample_frame_masks(0)[0].sum()
+
+
 def _mp4_frame_count(path: Path) -> int:
     import av
 
