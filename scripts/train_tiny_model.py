@@ -99,7 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, help="folder for the weights, config and report")
     parser.add_argument("--evaluate", type=Path, metavar="FOLDER", help="only measure the held-out IoU of a saved model")
-    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--steps", type=int, default=5500)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--held-out-scenes", type=int, default=100)
@@ -111,7 +111,7 @@ def main() -> None:
         metavar="FRACTION",
         help="share of the one-click batches that ask for one mask instead of three (default 0.5)",
     )
-    parser.add_argument("--log-every", type=int, default=250, help="steps between loss and held-out IoU lines")
+    parser.add_argument("--log-every", type=int, default=500, help="steps between loss and held-out IoU lines")
     parser.add_argument(
         "--correction-click",
         action=argparse.BooleanOptionalAction,
