@@ -300,9 +300,29 @@ def test_demo_without_a_checkpoint_says_what_it_runs_and_writes_overlays(tmp_pat
     assert Image.open(image_dir / "overlay.png").size == (640, 480)
     image_about = json.loads((image_dir / "scores.json").read_text())
     assert image_about["model"] == BUNDLED_MODEL_NAME and image_about["random_weights"] is False
+    # The bundled model reads its prompt: each box gets its own shape, not one mask for both.
+    disc_mask, rectangle_mask = (np.asarray(Image.open(image_dir / f"mask_{obj_id}.png")) > 0 for obj_id in (1, 2))
+    disc_centre, rectangle_centre = (170, 200), (335, 470)  # (row, column) on the sample image
+    assert disc_mask[disc_centre] and not disc_mask[rectangle_centre]
+    assert rectangle_mask[rectangle_centre] and not rectangle_mask[disc_centre]
+    assert (disc_mask & rectangle_mask).sum() < 0.1 * min(disc_mask.sum(), rectangle_mask.sum())
     overlay = next(video_dir.glob("overlay.*"))
     frames = Image.open(overlay).n_frames if overlay.suffix == ".gif" else _mp4_frame_count(overlay)
     assert frames == 16 and len(list(video_dir.glob("0*.png"))) == 16
+
+
+def test_the_sample_clip_ground_truth_is_the_visible_pixels_of_each_shape():
+    """scripts/evaluate_tiny_video.py scores the demo's clip against these masks."""
+    from edgetam_hf.sample_media import render_sample_frame, render_sample_frame_masks
+
+    colours = [(220, 60, 50), (50, 90, 220), (70, 190, 90)]  # disc, rectangle, triangle (ids 1, 2, 3)
+    for frame_idx in (0, 15):  # by frame 15 the triangle and the rectangle hide part of the disc
+        pixels = np.asarray(render_sample_frame(frame_idx))
+        masks = render_sample_frame_masks(frame_idx)
+        assert masks.shape == (3, 480, 640) and masks.sum(0).max() == 1
+        for mask, colour in zip(masks, colours):
+            assert np.array_equal(mask, (pixels == colour).all(-1))
+    assert render_sample_frame_masks(15)[0].sum() < render_sample_frame_masks(0)[0].sum()
 
 
 def _mp4_frame_count(path: Path) -> int:

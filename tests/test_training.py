@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from _image_tiny import tiny_config
+from _tolerance import assert_same_logits
 from edgetam_hf import EdgeTamModel
 from edgetam_hf.cli import main
 from edgetam_hf.image_processing import EdgeTamImageProcessor
@@ -16,7 +17,7 @@ from edgetam_hf.training.collator import EdgeTamDataCollator
 from edgetam_hf.training.datasets import DavisFolderDataset, ImageMaskFolderDataset
 from edgetam_hf.training.corrections import corrected_prediction, sample_correction_clicks
 from edgetam_hf.training.evaluation import interior_click
-from edgetam_hf.training.initialization import initialise_for_training_from_scratch
+from edgetam_hf.training.initialization import freeze_batch_norm_statistics, initialise_for_training_from_scratch
 from edgetam_hf.training.prompts import sample_box, sample_click
 from edgetam_hf.training.shapes import render_shapes_scene
 
@@ -161,6 +162,22 @@ def test_initialisation_for_training_from_scratch_is_pytorchs_and_seeded():
     assert torch.equal(first.shared_image_embedding.positional_embedding, first.prompt_encoder.shared_embedding.positional_embedding)
     with pytest.raises(TypeError, match="model must be an EdgeTamModel"):
         initialise_for_training_from_scratch(torch.nn.Linear(2, 2))
+
+
+def test_frozen_batch_norm_statistics_make_training_forward_the_inference_forward():
+    """The tiny bundled model trains so: a training-mode forward gives the inference masks, a
+    step leaves the running statistics alone and still moves the BatchNorms' scale."""
+    model = freeze_batch_norm_statistics(initialise_for_training_from_scratch(fresh_model()))
+    batch = EdgeTamDataCollator(tiny_processor(), box_probability=0.0, seed=3)(shape_items(6, 2))
+    training_masks = model(**batch).pred_masks.detach()
+    with torch.no_grad():
+        assert_same_logits(model.eval()(**batch).pred_masks, training_masks)
+    freeze_batch_norm_statistics(model.train())
+    statistics = {name: value.clone() for name, value in model.state_dict().items() if "running" in name}
+    train(model, [batch])
+    assert statistics and all(torch.equal(value, model.state_dict()[name]) for name, value in statistics.items())
+    first_norm = next(module for module in model.modules() if isinstance(module, torch.nn.BatchNorm2d))
+    assert not torch.equal(first_norm.weight.detach(), torch.ones_like(first_norm.weight))
 
 
 def test_correction_clicks_fall_on_errors_with_the_right_label():

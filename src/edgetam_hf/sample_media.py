@@ -24,12 +24,33 @@ def render_sample_image() -> Image.Image:
 def render_sample_frame(t: int) -> Image.Image:
     image = Image.fromarray(_background())
     draw = ImageDraw.Draw(image)
-    dx, dy = _DISC_STEP[0] * t, _DISC_STEP[1] * t
-    draw.ellipse((120 + dx, 90 + dy, 280 + dx, 250 + dy), fill=(220, 60, 50))
-    dx, dy = _RECTANGLE_STEP[0] * t, _RECTANGLE_STEP[1] * t
-    draw.polygon([(420, 60), (560, 200), (300, 200)], fill=(70, 190, 90))
-    draw.rectangle((390 + dx, 260 + dy, 550 + dx, 410 + dy), fill=(50, 90, 220))
+    for kind, shape, colour in _shapes_at(t):
+        getattr(draw, kind)(shape, fill=colour)
     return image
+
+
+def render_sample_frame_masks(t: int) -> np.ndarray:
+    """The ground truth of frame t: (3, height, width) bool, the visible part of the disc, the
+    rectangle and the triangle (object ids 1, 2, 3 in this order)."""
+    visible = {}
+    for kind, shape, colour in _shapes_at(t):
+        canvas = Image.new("L", SAMPLE_IMAGE_SIZE, 0)
+        getattr(ImageDraw.Draw(canvas), kind)(shape, fill=1)
+        drawn = np.asarray(canvas) > 0
+        visible = {name: mask & ~drawn for name, mask in visible.items()}
+        visible[kind] = drawn
+    return np.stack([visible["ellipse"], visible["rectangle"], visible["polygon"]])
+
+
+def _shapes_at(t: int) -> list[tuple[str, object, tuple[int, int, int]]]:
+    """(ImageDraw method, its shape argument, colour) of each shape on frame t, in drawing order."""
+    disc_dx, disc_dy = _DISC_STEP[0] * t, _DISC_STEP[1] * t
+    rectangle_dx, rectangle_dy = _RECTANGLE_STEP[0] * t, _RECTANGLE_STEP[1] * t
+    return [
+        ("ellipse", (120 + disc_dx, 90 + disc_dy, 280 + disc_dx, 250 + disc_dy), (220, 60, 50)),
+        ("polygon", [(420, 60), (560, 200), (300, 200)], (70, 190, 90)),
+        ("rectangle", (390 + rectangle_dx, 260 + rectangle_dy, 550 + rectangle_dx, 410 + rectangle_dy), (50, 90, 220)),
+    ]
 
 
 def render_sample_clip(num_frames: int = SAMPLE_CLIP_FRAMES) -> list[Image.Image]:

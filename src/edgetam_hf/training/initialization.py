@@ -17,20 +17,37 @@ its clicks within 1500 steps (docs/finetuning.md).
 
 from torch import nn
 
-from ..modeling import EdgeTamModel
+from ..modeling import EdgeTamPreTrainedModel
 
 
-def initialise_for_training_from_scratch(model: EdgeTamModel) -> EdgeTamModel:
+def initialise_for_training_from_scratch(model: EdgeTamPreTrainedModel) -> EdgeTamPreTrainedModel:
     """Re-draws `model`'s layers with PyTorch's default initialisation (in place; returns it).
 
     Seed torch beforehand for repeatable weights. Normalisation layers, the random-Fourier
-    frequencies and the no-memory embedding keep the values `EdgeTamModel` gave them.
+    frequencies and the learned embeddings that are parameters (the no-memory embedding; in the
+    video model the temporal encodings and the no-object pointer) keep the values the model's
+    constructor gave them.
     """
-    if not isinstance(model, EdgeTamModel):
-        raise TypeError(f"model must be an EdgeTamModel, got {type(model).__name__}")
+    if not isinstance(model, EdgeTamPreTrainedModel):
+        raise TypeError(f"model must be an EdgeTamModel or EdgeTamVideoModel, got {type(model).__name__}")
     for module in model.modules():
         if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
             module.reset_parameters()
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight)  # nn.Embedding's own default
+    return model
+
+
+def freeze_batch_norm_statistics(model: nn.Module) -> nn.Module:
+    """Puts every BatchNorm of `model` in eval mode (in place; returns it): its running statistics
+    stop moving and normalise in training as in inference; its scale and shift still train.
+
+    From scratch, with batches of a few near-identical rendered scenes, batch statistics differ
+    from the running averages inference uses, so a model can fit its batches and fail held-out
+    images. Fresh statistics (mean 0, variance 1) leave each BatchNorm an affine layer; the
+    architecture stays EdgeTAM's. Call it after `model.train()`, which would undo it.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
     return model

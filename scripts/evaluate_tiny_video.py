@@ -1,0 +1,169 @@
+"""J&F of the bundled tiny model in video, on a held-out rendered clip.
+
+    PYTHONPATH=src python scripts/evaluate_tiny_video.py [--model src/edgetam_hf/tiny_model]
+
+The bundled tiny model is an image model: nothing of it was trained on video. This script builds a
+tiny `EdgeTamVideoModel` whose image parts (vision encoder, prompt encoder, mask decoder) are the
+model's trained weights and whose memory parts (memory encoder, spatial perceiver, memory
+attention, object-pointer projection, temporal encodings) are seeded random weights (layers from
+PyTorch's defaults, `training/initialization.py`), never trained. The clip is the demo's
+(`edgetam_hf.sample_media`: 16 frames of 640x480, a red disc drifting, a blue rectangle sliding in
+front of it, a green triangle: rendered shapes on a shaded background like the training scenes,
+in a scene the training never saw), with its ground truth. Each object is prompted by the bounding
+box of its mask on frame 0 and tracked with `edgetam-hf annotate`'s code; the tracks are scored as
+the DAVIS 2017 benchmark does (`edgetam-hf evaluate`: first and last frames not scored).
+
+Beside it: the same with every weight random, and the image model alone given the ground-truth
+box of every object on every frame (no tracking: what the trained image parts do on these frames,
+the ceiling a trained memory would work towards). No memory part is trained (the project has not
+trained one; `edgetam_hf.training.video_clip` is the way to), so the first figure measures what
+random memory weights make of the trained image parts, nothing more. Everything is seeded and
+runs on one CPU thread.
+"""
+
+import argparse
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+# In a checkout, the tests' shim lets a torchvision that breaks `import transformers` import.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from environment import install_torchvision_shim  # noqa: E402
+
+install_torchvision_shim()
+from edgetam_hf import EdgeTamModel  # noqa: E402
+from edgetam_hf.cli.annotate import annotate_video, lowest_id_on_top  # noqa: E402
+from edgetam_hf.cli.media import save_label_png  # noqa: E402
+from edgetam_hf.cli.models import processor_for  # noqa: E402
+from edgetam_hf.cli.segment import segment_image  # noqa: E402
+from edgetam_hf.cli.annotate_jobs import Prompt, VideoJob  # noqa: E402
+from edgetam_hf.configuration import EdgeTamVideoConfig  # noqa: E402
+from edgetam_hf.evaluation import evaluate_folders  # noqa: E402
+from edgetam_hf.evaluation.davis import read_label_png  # noqa: E402
+from edgetam_hf.modeling_video import EdgeTamVideoModel  # noqa: E402
+from edgetam_hf.processing import EdgeTamProcessor  # noqa: E402
+from edgetam_hf.sample_media import render_sample_clip, render_sample_frame_masks  # noqa: E402
+from edgetam_hf.training.initialization import initialise_for_training_from_scratch  # noqa: E402
+from edgetam_hf.video_processing import EdgeTamVideoProcessor  # noqa: E402
+
+logger = logging.getLogger("evaluate_tiny_video")
+BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "src" / "edgetam_hf" / "tiny_model"
+CLIP_NAME = "sample"
+MEMORY_SEED = 0
+
+
+def tiny_video_config(image_config) -> EdgeTamVideoConfig:
+    """The image model's parts with memory parts as narrow as its decoder (features 1/16 of the input)."""
+    hidden = image_config.mask_decoder_config.hidden_size
+    grid = image_config.prompt_encoder_config.image_size // 16
+    return EdgeTamVideoConfig(
+        vision_config=image_config.vision_config.to_dict(),
+        prompt_encoder_config=image_config.prompt_encoder_config.to_dict(),
+        mask_decoder_config=image_config.mask_decoder_config.to_dict(),
+        image_size=image_config.prompt_encoder_config.image_size,
+        memory_attention_hidden_size=hidden,
+        memory_attention_num_attention_heads=4,
+        memory_attention_mlp_hidden_size=4 * hidden,
+        memory_attention_rope_feat_sizes=[grid, grid],
+        memory_attention_rope_k_sizes=[grid // 4, grid // 4],
+        perceiver_resampler_num_latents=16,
+        perceiver_resampler_num_latents_2d=(grid // 4) ** 2,
+        perceiver_resampler_hidden_size=hidden // 2,
+        perceiver_resampler_mlp_intermediate_size=2 * hidden,
+        perceiver_resampler_num_attention_heads=2,
+        perceiver_resampler_attention_head_dim=hidden // 4,
+        memory_encoder_hidden_size=hidden,
+        memory_encoder_output_channels=hidden // 2,
+        mask_downsampler_embed_dim=hidden,
+        memory_fuser_embed_dim=hidden,
+        memory_fuser_intermediate_dim=4 * hidden,
+    )
+
+
+def video_model_from_image_model(image_model: EdgeTamModel, random_image_parts: bool) -> EdgeTamVideoModel:
+    """The video model sharing `image_model`'s trained weights (unless `random_image_parts`), its
+    memory parts drawn from PyTorch's defaults with torch seed MEMORY_SEED."""
+    torch.manual_seed(MEMORY_SEED)
+    video_model = initialise_for_training_from_scratch(EdgeTamVideoModel(tiny_video_config(image_model.config)))
+    if not random_image_parts:
+        _, unexpected = video_model.load_state_dict(image_model.state_dict(), strict=False)
+        if unexpected:
+            raise ValueError(f"the image model holds weights the video model lacks: {unexpected[:5]}")
+    return video_model.eval()
+
+
+def write_sample_clip(root: Path) -> list[str]:
+    """The demo's clip in the DAVIS layout under `root`: JPEGImages/sample/*.png with
+    Annotations/sample/*.png (ids 1 disc, 2 rectangle, 3 triangle); returns the video names."""
+    frames_dir, masks_dir = root / "JPEGImages" / CLIP_NAME, root / "Annotations" / CLIP_NAME
+    frames_dir.mkdir(parents=True)
+    masks_dir.mkdir(parents=True)
+    for frame_idx, frame in enumerate(render_sample_clip()):
+        frame.save(frames_dir / f"{frame_idx:05d}.png")
+        masks = render_sample_frame_masks(frame_idx)  # (3, height, width), disjoint
+        labels = (masks * np.arange(1, len(masks) + 1)[:, None, None]).sum(0)
+        save_label_png(labels, masks_dir / f"{frame_idx:05d}.png")
+    return [CLIP_NAME]
+
+
+def ground_truth_boxes(labels: np.ndarray, frame_idx: int) -> list[Prompt]:
+    """The bounding box of every object of a (height, width) id map, as prompts on `frame_idx`."""
+    prompts = []
+    for obj_id in sorted(set(np.unique(labels).tolist()) - {0}):
+        ys, xs = np.nonzero(labels == obj_id)
+        prompts.append(Prompt(obj_id, frame_idx, box=(float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))))
+    return prompts
+
+
+def per_frame_box_j_and_f(image_model: EdgeTamModel, root: Path, videos: list[str], out: Path) -> tuple[float, float, float]:
+    """(J&F, J, F) of the image model answering every frame's ground-truth boxes, no tracking."""
+    processor = processor_for(EdgeTamProcessor, image_model)
+    for name in videos:
+        (out / name).mkdir(parents=True)
+        for path in sorted((root / "Annotations" / name).glob("*.png")):
+            frame = Image.open(root / "JPEGImages" / name / path.name).convert("RGB")
+            prompts = ground_truth_boxes(read_label_png(path), 0)
+            masks = torch.stack([result.mask_logits > 0 for result in segment_image(image_model, processor, frame, prompts)])
+            save_label_png(lowest_id_on_top(masks, [prompt.obj_id for prompt in prompts]), out / name / path.name)
+    return evaluate_folders(root / "Annotations", out, videos, workers=1).mean()
+
+
+def clip_j_and_f(video_model: EdgeTamVideoModel, root: Path, videos: list[str], out: Path) -> tuple[float, float, float]:
+    """Tracks every clip into `out` and returns (J&F, J, F) in percent, means over objects."""
+    processor = EdgeTamVideoProcessor(target_size=video_model.config.image_size)
+    for name in videos:
+        job = VideoJob(name, root / "JPEGImages" / name, 0, prompts=ground_truth_boxes(read_label_png(root / "Annotations" / name / "00000.png"), 0))
+        (out / name).mkdir(parents=True)
+        with torch.no_grad(), tqdm(disable=True) as progress:
+            annotate_video(video_model, processor, job, out / name, progress)
+    return evaluate_folders(root / "Annotations", out, videos, workers=1).mean()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, default=BUNDLED_MODEL, help="a folder of the tiny image model")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_num_threads(1)
+    image_model = EdgeTamModel.from_pretrained(str(args.model)).eval()
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        videos = write_sample_clip(root / "clips")
+        for label, random_image_parts in (("trained image parts, random memory", False), ("all weights random", True)):
+            video_model = video_model_from_image_model(image_model, random_image_parts)
+            out = root / ("random" if random_image_parts else "trained")
+            jf, j, f = clip_j_and_f(video_model, root / "clips", videos, out)
+            logger.info("%s: J&F %.1f  J %.1f  F %.1f", label, jf, j, f)
+        with torch.no_grad():
+            jf, j, f = per_frame_box_j_and_f(image_model, root / "clips", videos, root / "per_frame")
+        logger.info("image model alone, ground-truth box on every frame: J&F %.1f  J %.1f  F %.1f", jf, j, f)
+
+
+if __name__ == "__main__":
+    main()
