@@ -15,10 +15,3 @@ def assert_same_float32(actual: torch.Tensor, expected: torch.Tensor, absolute: 
 def assert_same_logits(actual: torch.Tensor, expected: torch.Tensor, msg: str = ""):
     """The same for end-to-end logits and scores, whose floor is `LOGIT_ABSOLUTE`."""
     assert_same_float32(actual, expected, LOGIT_ABSOLUTE, msg)
-
-
-# onnxruntime's convolutions round differently from PyTorch's at the released size: logits agree
-# to ~2e-5 of the largest logit (1.5e-3 on logits of 66), so full-size export checks allow
-# ONNXRUNTIME_ABSOLUTE plus ONNXRUNTIME_RELATIVE_TO_LARGEST of the largest logit.
-ONNXRUNTIME_ABSOLUTE = 1e-4
-ONNXRUNTIME_RELATIVE_TO_LARGEST = 5e-5
