@@ -17,13 +17,6 @@ def assert_same_logits(actual: torch.Tensor, expected: torch.Tensor, msg: str = 
     assert_same_float32(actual, expected, LOGIT_ABSOLUTE, msg)
 
 
-# onnxruntime's convolutions round differently from PyTorch's at the released size: logits agree
-# to ~2e-5 of the largest logit (1.5e-3 on logits of 66), so full-size export checks allow
-# ONNXRUNTIME_ABSOLUTE plus ONNXRUNTIME_RELATIVE_TO_LARGEST of the largest logit.
-ONNXRUNTIME_ABSOLUTE = 1e-4
-ONNXRUNTIME_RELATIVE_TO_LARGEST = 5e-5
-
-
 # float16 keeps 11 significant bits: every value a float16 graph stores (weights, activations) is
 # off by up to 2**-11 = 4.9e-4 of its size, and the errors of successive roundings add up through
 # the network. The logits of the tiny models pass through a few dozen such roundings, so a float16

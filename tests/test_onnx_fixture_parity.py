@@ -5,20 +5,20 @@ Exporting the full model takes minutes on a CPU, so this test reads an export ma
 `edgetam-hf export $EDGETAM_FIXTURES/edgetam_random_seed0.pt --out DIR`, then
 `EDGETAM_ONNX_EXPORT=DIR`. Skipped unless both variables are set.
 
-At this size the encoder's convolutions round differently in onnxruntime's kernels than in
-PyTorch's: the logits agree to ~2e-5 of the largest logit (1.5e-3 on logits of 66), so the
-tolerance is 1e-4 plus 5e-5 of the largest logit; mask bits are compared where the logit lies
-farther than that from 0.
+onnxruntime's kernels sum in another order than PyTorch's, and at this size the float32 rounding
+of each path alone moves the logits by up to ~1e-5 of the largest logit (against a float64 run of
+our model), so the two are compared with the tolerance of any two float32 paths
+(`edgetam_hf.numerics`: 1e-4 plus 3e-5 of the largest logit); mask bits are compared where the
+logit lies farther than that from 0.
 """
 
 import numpy as np
 import pytest
 import torch
 
-from _tolerance import ONNXRUNTIME_ABSOLUTE as TOLERANCE, ONNXRUNTIME_RELATIVE_TO_LARGEST as RELATIVE_TO_LARGEST
 from edgetam_hf import EdgeTamConfig, EdgeTamModel, EdgeTamProcessor
+from edgetam_hf.numerics import LOGIT_ABSOLUTE as TOLERANCE, RELATIVE_TO_LARGEST
 from edgetam_hf.weights import load_original_state_dict, read_original_checkpoint
-
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def _predictor_prompt(case: dict, tensors: dict) -> dict:
 
 
 @pytest.mark.parametrize("case_index", range(6))
-def test_export_matches_pytorch_on_fixture_case(case_index, oracle, setup):
+def test_export_matches_pytorch_on_fixture_case(case_index, oracle, setup, parity_figures):
     manifest, tensors = oracle
     case = manifest["image"]["cases"][case_index]
     model, processor, image, embeddings, predictor, encoded = setup
@@ -71,7 +71,9 @@ def test_export_matches_pytorch_on_fixture_case(case_index, oracle, setup):
 
     expected = reference.pred_masks[0].numpy()
     tolerance = TOLERANCE + RELATIVE_TO_LARGEST * float(np.abs(expected).max())
-    assert np.abs(ours.low_res_logits - expected).max() <= tolerance
+    difference = float(np.abs(ours.low_res_logits - expected).max())
+    parity_figures.append((f"onnx image low-res logits vs ours: {case['name']}", difference, tolerance))
+    assert difference <= tolerance
     assert np.abs(ours.iou_scores - reference.iou_scores[0].numpy()).max() <= TOLERANCE
     upsampled = processor.post_process_masks(reference.pred_masks, inputs["original_sizes"], binarize=False)[0].numpy()
     decided = np.abs(upsampled) > tolerance
