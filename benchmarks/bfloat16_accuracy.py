@@ -80,7 +80,7 @@ def print_bfloat16_accuracy(model, variants=()) -> None:
     fixtures = Path(os.environ["EDGETAM_FIXTURES"])
     load_original_state_dict(model, read_original_checkpoint(fixtures / "edgetam_random_seed0.pt"))
     frames = str(fixtures / "original_seed0" / "frames")
-    reference = track_clip(model, frames, torch.float32)
+    reference = track_clip(model.to(torch.float32), frames, torch.float32)
     print(f"float32 masks: {tuple(reference.shape)} (frames, objects, 1, H, W), largest |logit| "
           f"{reference.abs().max().item():.2f}, median |logit| {reference.abs().median().item():.3f}\n")
     print("| bfloat16 with float32 | IoU | worst frame/object | frame 0 | frames 1- | max logit difference |")
@@ -96,11 +96,11 @@ def print_bfloat16_accuracy(model, variants=()) -> None:
 
 
 def track_clip(model, frames: str, dtype: torch.dtype, memory_dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
-    """Mask logits at video resolution, (frames, 3, 1, H, W) float32, of the 3 clicked objects."""
+    """Mask logits at video resolution, (frames, 3, 1, H, W) float32, of the 3 clicked objects;
+    `model` is already cast (a cast here would undo the float32 islands)."""
     from edgetam_hf.video_processing import EdgeTamVideoProcessor
 
     processor = EdgeTamVideoProcessor()
-    model.to(dtype)
     session = processor.init_video_session(frames, dtype=dtype, memory_dtype=memory_dtype)
     processor.add_inputs_to_inference_session(session, 0, [1, 2, 3], input_points=CLICKS, input_labels=[[[1]] * 3])
     model(session, frame_idx=0)
