@@ -15,6 +15,7 @@ from collections import defaultdict
 import torch
 
 from . import environment
+from .bfloat16_accuracy import print_bfloat16_accuracy
 from .timing import paired_ratio, summarize, timed
 
 COMPONENTS = ("trunk", "fpn_neck", "memory_attention", "mask_decoder", "memory_encoder", "perceiver", "other")
@@ -29,7 +30,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--accuracy-only",
         action="store_true",
-        help="only compare bfloat16 with float32 masks on the fixture clip ($EDGETAM_FIXTURES)",
+        help="only compare bfloat16 with float32 masks on the fixture clip ($EDGETAM_FIXTURES); "
+        "`python -m benchmarks.bfloat16_accuracy` also keeps components in float32 one at a time",
     )
     return parser.parse_args(argv)
 
@@ -175,43 +177,6 @@ def _patched(owner, name, value):
 
 def _old_tracking_key_cost(model):
     return sum(parameter._version for parameter in model.parameters()), model.config.to_json_string()
-
-
-# ----------------------------------------------------------------------------- bfloat16 accuracy
-
-
-def print_bfloat16_accuracy(model) -> None:
-    """Tracks 3 objects (one click each on frame 0) over the fixture's 10-frame 480x640 clip with
-    its checkpoint (random weights), in float32 and in bfloat16 (`model.to(torch.bfloat16)`,
-    session dtype bfloat16); prints the mask IoU at video resolution and the largest logit gap."""
-    import os
-    from pathlib import Path
-
-    from edgetam_hf.video_processing import EdgeTamVideoProcessor
-    from edgetam_hf.weights import load_original_state_dict, read_original_checkpoint
-
-    fixtures = Path(os.environ["EDGETAM_FIXTURES"])
-    load_original_state_dict(model, read_original_checkpoint(fixtures / "edgetam_random_seed0.pt"))
-    processor = EdgeTamVideoProcessor()
-    frames = str(fixtures / "original_seed0" / "frames")
-    clicks = [[[[120.0, 300.0]], [[320.0, 200.0]], [[500.0, 260.0]]]]
-    logits = {}
-    for dtype in (torch.float32, torch.bfloat16):
-        model.to(dtype)
-        session = processor.init_video_session(frames, dtype=dtype)
-        processor.add_inputs_to_inference_session(session, 0, [1, 2, 3], input_points=clicks, input_labels=[[[1]] * 3])
-        model(session, frame_idx=0)
-        low_res = [output.pred_masks for output in model.propagate_in_video_iterator(session)]
-        size = [[session.video_height, session.video_width]]
-        logits[dtype] = torch.stack([processor.post_process_masks([m], size, binarize=False)[0] for m in low_res])
-    model.to(torch.float32)
-    masks32, masks16 = logits[torch.float32] > 0, logits[torch.bfloat16] > 0
-    per_object = ((masks32 & masks16).flatten(2).sum(-1) / (masks32 | masks16).flatten(2).sum(-1).clamp(min=1))
-    gap = (logits[torch.float32] - logits[torch.bfloat16]).abs()
-    print(f"bfloat16 vs float32, {masks32.shape[0]} frames x 3 objects at {tuple(masks32.shape[-2:])}: "
-          f"mask IoU overall {(masks32 & masks16).sum().item() / max((masks32 | masks16).sum().item(), 1):.4f}, "
-          f"worst frame/object {per_object.min().item():.4f}; max logit difference {gap.max().item():.3f} "
-          f"(largest |logit| {logits[torch.float32].abs().max().item():.1f})")
 
 
 # ----------------------------------------------------------------------------- breakdown
