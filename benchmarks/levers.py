@@ -112,6 +112,16 @@ def lever_rows(model, options):
             "memory attention, 3 objects",
             *_ab(attention(3, shared=False), attention(3, shared=True), options.repeats),
         ))
+        encoder, masks = model.memory_encoder, torch.randn(3, 1, 1024, 1024, generator=generator) * 5
+        rows.append(_row(
+            "memory encoder one mask at a time on CPU (its buffers stay reusable by the C allocator)",
+            "memory encoder, 3 masks",
+            *_ab(
+                lambda: encoder._fuse(encoder.feature_projection(features.vision_features), masks, False),
+                lambda: encoder(features.vision_features, masks),
+                options.repeats,
+            ),
+        ))
         trunk = model.vision_encoder.backbone
         model.vision_encoder.fold_for_inference(True)  # float32 folds only when asked (parity)
         rows.append(_row(
