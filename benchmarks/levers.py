@@ -115,14 +115,22 @@ def lever_rows(model, options):
             "memory attention, 3 objects",
             *_ab(attention(3, shared=False), attention(3, shared=True), options.repeats),
         ))
+        encoder, masks = model.memory_encoder, torch.randn(3, 1, 1024, 1024, generator=generator) * 5
+        rows.append(_row(
+            "memory encoder one mask at a time on CPU (its buffers stay reusable by the C allocator)",
+            "memory encoder, 3 masks",
+            *_ab(
+                lambda: encoder._fuse(encoder.feature_projection(features.vision_features), masks, False),
+                lambda: encoder(features.vision_features, masks),
+                options.repeats,
+            ),
+        ))
         trunk = model.vision_encoder.backbone
-        model.vision_encoder.fold_for_inference(True)  # float32 folds only when asked (parity)
         rows.append(_row(
             "RepViT re-parameterised (BatchNorms folded, branches merged) at inference",
-            "RepViT trunk, float32 (opt-in)",
+            "RepViT trunk, float32 (default: all but the stem)",
             *_ab(lambda: _unfolded(trunk, pixels), lambda: trunk(pixels), options.repeats),
         ))
-        model.vision_encoder.fold_for_inference(None)
         model.vision_encoder.to(torch.bfloat16)
         pixels_bf16 = pixels.bfloat16()
         rows.append(_row(
