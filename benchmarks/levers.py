@@ -126,11 +126,13 @@ def lever_rows(model, options):
             ),
         ))
         trunk = model.vision_encoder.backbone
+        model.vision_encoder.fold_for_inference(True)  # float32 folds only when asked (parity)
         rows.append(_row(
             "RepViT re-parameterised (BatchNorms folded, branches merged) at inference",
-            "RepViT trunk, float32 (default: all but the stem)",
+            "RepViT trunk, float32 (opt-in)",
             *_ab(lambda: _unfolded(trunk, pixels), lambda: trunk(pixels), options.repeats),
         ))
+        model.vision_encoder.fold_for_inference(None)
         model.vision_encoder.to(torch.bfloat16)
         pixels_bf16 = pixels.bfloat16()
         rows.append(_row(

@@ -29,21 +29,18 @@ class FoldedForInference(ChangeAwareModule):
     BatchNorms (timm's `fuse()` without renaming any weight: checkpoints load and save as they
     are, and training runs the branches).
 
-    By default on everywhere but in the stem in float32 (`EdgeTamVisionEncoder.fold_for_inference`
-    turns it on or off everywhere). The folded trunk takes ~0.7x the time in float32 and is as
-    accurate as the branch-by-branch trunk (both ~1e-5 of the largest feature from a float64 run,
-    on the fixture's random weights), but it rounds differently, and the stem's rounding is
-    amplified by every later layer: folding the stem too moved the fixture's worst video object
-    score from 1.9e-5 to 7.3e-5 on AVX-512 kernels and to 1.2e-4 on AVX2 kernels, past the 1e-4
-    parity with the original that float32 promises. With the stem branch by branch, vid_main's
-    worst is 2.7e-5 on AVX-512 kernels and 6.9e-5 on AVX2 kernels; what stays unfolded is two of
-    the trunk's 106 conv-norms (BatchNorm passes over 9.4 M values).
+    By default on in reduced precision only (`EdgeTamVisionEncoder.fold_for_inference(True)` turns
+    it on in float32 too, `False` off everywhere). The folded trunk takes ~0.7x the time in float32
+    and is as accurate as the branch-by-branch trunk (both ~1e-5 of the largest feature from a
+    float64 run, on the fixture's random weights), but it rounds differently: on the fixture the
+    worst video object score moves from 1.9e-5 to 7.3e-5 on AVX-512 kernels and to 1.2e-4 on AVX2
+    kernels, past the 1e-4 parity with the original that float32 promises. Most of the change
+    enters at the stem, whose rounding every later layer amplifies.
     The kept conv is dropped whenever the weights may change (see `ChangeAwareModule`); after
     editing them in place, call `weights_changed()`.
     """
 
-    fold_for_inference: bool | None = None  # None: the default (see `folds_in_float32`)
-    folds_in_float32 = True  # by default; the stem's conv-norms set False
+    fold_for_inference: bool | None = None  # None: in reduced precision only
     _folded: nn.Conv2d | None = None
 
     def fuse(self) -> nn.Conv2d:
@@ -56,8 +53,7 @@ class FoldedForInference(ChangeAwareModule):
         # Not while torch.export / torch.compile trace: building the kept conv inside a trace fails,
         # and an export then carries the original's branches, as its parity tests expect.
         inference = not self.training and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
-        by_default = dtype != torch.float32 or self.folds_in_float32
-        enabled = by_default if self.fold_for_inference is None else self.fold_for_inference
+        enabled = dtype != torch.float32 if self.fold_for_inference is None else self.fold_for_inference
         return enabled and inference
 
     def _folded_conv(self) -> nn.Conv2d:
@@ -229,8 +225,6 @@ class RepVitStem(nn.Module):
         self.conv1 = RepVitConvNorm(in_channels, out_channels // 2, 3, stride=2)
         self.act1 = ACT2FN[hidden_act]
         self.conv2 = RepVitConvNorm(out_channels // 2, out_channels, 3, stride=2)
-        # Branch by branch in float32 by default: see `FoldedForInference`.
-        self.conv1.folds_in_float32 = self.conv2.folds_in_float32 = False
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.conv2(self.act1(self.conv1(pixel_values)))
@@ -449,10 +443,9 @@ class EdgeTamVisionEncoder(nn.Module):
 
     def fold_for_inference(self, enabled: bool | None = True) -> "EdgeTamVisionEncoder":
         """Whether the trunk's conv-norms and token mixers run as folded convs in inference,
-        keeping the weights and their names (see `FoldedForInference`; None, the default: all but
-        the stem's in float32, which keeps the 1e-4 parity with the original on AVX-512 and AVX2,
-        all in reduced precision). Off, the trunk computes branch by branch as the original does.
-        Returns self."""
+        keeping the weights and their names (see `FoldedForInference`; None, the default: in
+        reduced precision only, so float32 keeps the 1e-4 parity with the original on every CPU).
+        Off, the trunk computes branch by branch as the original does. Returns self."""
         for module in self.modules():
             if isinstance(module, FoldedForInference):
                 module.fold_for_inference = enabled
