@@ -124,6 +124,13 @@ def train(video_model: EdgeTamVideoModel, args: argparse.Namespace) -> dict:
     }
 
 
+def _shown_path(path: Path) -> str:
+    """`path` relative to the checkout when it lies inside it (the report is shipped with the weights)."""
+    checkout = Path(__file__).resolve().parents[1]
+    resolved = path.resolve()
+    return str(resolved.relative_to(checkout)) if resolved.is_relative_to(checkout) else str(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=BUNDLED_MODEL, help="a folder of the tiny image model")
@@ -157,7 +164,7 @@ def main() -> None:
         "image_size": video_model.config.image_size,
         "clips": f"{MIN_OBJECTS}-{MAX_SHAPES} moving shapes, every object on frame 0 prompted, box with p={BOX_PROBABILITY} else one click",
         "frozen": list(IMAGE_PARTS),
-        "image_model": str(args.model),
+        "image_model": _shown_path(args.model),
     }
     (args.out / "training_report.json").write_text(json.dumps(report, indent=2) + "\n")
     logger.info("wrote %s: %s", args.out, json.dumps(figures))
