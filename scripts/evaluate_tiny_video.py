@@ -1,24 +1,26 @@
 """J&F of the bundled tiny model in video, on a held-out rendered clip.
 
     PYTHONPATH=src python scripts/evaluate_tiny_video.py [--model src/edgetam_hf/tiny_model]
+        [--video-model src/edgetam_hf/tiny_video_model]
 
-The bundled tiny model is an image model: nothing of it was trained on video. This script builds a
-tiny `EdgeTamVideoModel` whose image parts (vision encoder, prompt encoder, mask decoder) are the
-model's trained weights and whose memory parts (memory encoder, spatial perceiver, memory
-attention, object-pointer projection, temporal encodings) are seeded random weights (layers from
-PyTorch's defaults, `training/initialization.py`), never trained. The clip is the demo's
-(`edgetam_hf.sample_media`: 16 frames of 640x480, a red disc drifting, a blue rectangle sliding in
-front of it, a green triangle: rendered shapes on a shaded background like the training scenes,
-in a scene the training never saw), with its ground truth. Each object is prompted by the bounding
-box of its mask on frame 0 and tracked with `edgetam-hf annotate`'s code; the tracks are scored as
-the DAVIS 2017 benchmark does (`edgetam-hf evaluate`: first and last frames not scored).
+The bundled tiny model is an image model. This script builds a tiny `EdgeTamVideoModel` from it
+(`tiny_video_config`): its image parts (vision encoder, prompt encoder, mask decoder) are the
+model's trained weights, its memory parts (memory encoder, spatial perceiver, memory attention,
+object-pointer projection, temporal encodings) either those trained by
+`scripts/train_tiny_video.py` (`--video-model`, the folder it wrote; by default the one shipped in
+src/edgetam_hf/tiny_video_model) or seeded random weights (layers from PyTorch's defaults,
+`training/initialization.py`; the same ones `train_tiny_video.py` starts from). The clip is the
+demo's (`edgetam_hf.sample_media`: 16 frames of 640x480, a red disc drifting, a blue rectangle
+sliding in front of it, a green triangle: rendered shapes on a shaded background like the training
+scenes, in a scene the training never saw and that no training run or choice looked at), with its
+ground truth. Each object is prompted by the bounding box of its mask on frame 0 and tracked with
+`edgetam-hf annotate`'s code; the tracks are scored as the DAVIS 2017 benchmark does (`edgetam-hf
+evaluate`: first and last frames not scored).
 
-Beside it: the same with every weight random, and the image model alone given the ground-truth
+It reports four figures: trained image parts with the trained memory parts; trained image parts
+with random memory parts; every weight random; and the image model alone given the ground-truth
 box of every object on every frame (no tracking: what the trained image parts do on these frames,
-the ceiling a trained memory would work towards). No memory part is trained (the project has not
-trained one; `edgetam_hf.training.video_clip` is the way to), so the first figure measures what
-random memory weights make of the trained image parts, nothing more. Everything is seeded and
-runs on one CPU thread.
+the ceiling a trained memory works towards). Everything is seeded and runs on one CPU thread.
 """
 
 import argparse
@@ -54,6 +56,7 @@ from edgetam_hf.video_processing import EdgeTamVideoProcessor  # noqa: E402
 
 logger = logging.getLogger("evaluate_tiny_video")
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "src" / "edgetam_hf" / "tiny_model"
+BUNDLED_VIDEO_MODEL = BUNDLED_MODEL.parent / "tiny_video_model"
 CLIP_NAME = "sample"
 MEMORY_SEED = 0
 
@@ -96,6 +99,17 @@ def video_model_from_image_model(image_model: EdgeTamModel, random_image_parts: 
         if unexpected:
             raise ValueError(f"the image model holds weights the video model lacks: {unexpected[:5]}")
     return video_model.eval()
+
+
+def trained_video_model(folder: Path, image_model: EdgeTamModel) -> EdgeTamVideoModel:
+    """The video model saved in `folder` by scripts/train_tiny_video.py; every weight it shares with
+    `image_model` must be `image_model`'s (else the figure would not be of this image model)."""
+    video_model = EdgeTamVideoModel.from_pretrained(str(folder)).eval()
+    video_weights = video_model.state_dict()
+    for name, image_weight in image_model.state_dict().items():
+        if not torch.equal(video_weights[name], image_weight):
+            raise ValueError(f"--video-model {folder} was not trained on --model's image weights: {name} differs")
+    return video_model
 
 
 def write_sample_clip(root: Path) -> list[str]:
@@ -148,17 +162,23 @@ def clip_j_and_f(video_model: EdgeTamVideoModel, root: Path, videos: list[str], 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=BUNDLED_MODEL, help="a folder of the tiny image model")
+    parser.add_argument(
+        "--video-model", type=Path, default=BUNDLED_VIDEO_MODEL, help="a folder written by scripts/train_tiny_video.py"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(1)
     image_model = EdgeTamModel.from_pretrained(str(args.model)).eval()
+    video_models = {
+        "trained image parts, trained memory": lambda: trained_video_model(args.video_model, image_model),
+        "trained image parts, random memory": lambda: video_model_from_image_model(image_model, random_image_parts=False),
+        "all weights random": lambda: video_model_from_image_model(image_model, random_image_parts=True),
+    }
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         videos = write_sample_clip(root / "clips")
-        for label, random_image_parts in (("trained image parts, random memory", False), ("all weights random", True)):
-            video_model = video_model_from_image_model(image_model, random_image_parts)
-            out = root / ("random" if random_image_parts else "trained")
-            jf, j, f = clip_j_and_f(video_model, root / "clips", videos, out)
+        for run_idx, (label, build) in enumerate(video_models.items()):
+            jf, j, f = clip_j_and_f(build(), root / "clips", videos, root / f"tracks_{run_idx}")
             logger.info("%s: J&F %.1f  J %.1f  F %.1f", label, jf, j, f)
         with torch.no_grad():
             jf, j, f = per_frame_box_j_and_f(image_model, root / "clips", videos, root / "per_frame")

@@ -19,7 +19,7 @@ from edgetam_hf.training.corrections import corrected_prediction, sample_correct
 from edgetam_hf.training.evaluation import interior_click
 from edgetam_hf.training.initialization import freeze_batch_norm_statistics, initialise_for_training_from_scratch
 from edgetam_hf.training.prompts import sample_box, sample_click
-from edgetam_hf.training.shapes import render_shapes_scene
+from edgetam_hf.training.shapes import render_shapes_clip, render_shapes_scene
 
 SCENE_SIZE = (96, 80)  # (width, height) of the rendered training scenes
 TINY_IMAGE_SIZE = 128  # image embedding 8x8, masks 32x32: a training step in a fraction of a second
@@ -145,6 +145,23 @@ def test_scenes_hold_at_least_the_objects_asked_for():
     assert min(counts) >= 3
     with pytest.raises(ValueError, match="min_objects must be in"):
         render_shapes_scene(rng, SCENE_SIZE, max_shapes=2, min_objects=3)
+
+
+def test_clips_move_their_shapes_and_their_objects_are_those_seen_on_frame_zero():
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        frames, masks = render_shapes_clip(rng, SCENE_SIZE, num_frames=4, max_shapes=4, min_objects=2)
+        assert len(frames) == 4 and frames[0].size == SCENE_SIZE
+        assert masks.shape[0] == 4 and masks.shape[1] >= 2 and masks.shape[2:] == SCENE_SIZE[::-1]
+        assert masks.sum(1).max() <= 1  # visible parts are disjoint
+        assert masks[0].any(axis=(1, 2)).all()  # every object is seen on frame 0
+        assert not np.array_equal(masks[0], masks[-1])  # the shapes moved
+        pixels = [np.asarray(frame) for frame in frames]
+        for frame_pixels, frame_masks in zip(pixels, masks):
+            for mask in frame_masks[frame_masks.any(axis=(1, 2))]:
+                assert len(np.unique(frame_pixels[mask], axis=0)) == 1  # one flat colour per visible shape
+    with pytest.raises(ValueError, match="num_frames must be >= 1"):
+        render_shapes_clip(rng, SCENE_SIZE, num_frames=0)
 
 
 def test_initialisation_for_training_from_scratch_is_pytorchs_and_seeded():
@@ -367,3 +384,27 @@ def test_a_clip_loss_falls_and_reaches_the_memory_path():
     assert losses[-1] < 0.8 * losses[0], losses
     with pytest.raises(ValueError, match=r"labels must have shape \(3, num_objects"):
         clip_loss(model, frames, masks[:2], points, point_labels)
+
+
+def test_the_tiny_video_training_loop_trains_only_the_memory_parts(monkeypatch):
+    """scripts/train_tiny_video.py's loop, two steps on 2-frame clips: the loss is finite, every
+    memory part moves, the image parts (weights and BatchNorm statistics) stay as they were."""
+    import argparse
+    from pathlib import Path
+
+    from _video_tiny import tiny_model
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
+    from train_tiny_video import IMAGE_PARTS, train
+
+    torch.manual_seed(0)
+    model = tiny_model()
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    args = argparse.Namespace(steps=2, minutes=5.0, frames=2, learning_rate=1e-3, seed=0, log_every=1)
+    report = train(model, args)
+    assert report["steps"] == 2 and np.isfinite([report["loss_first_steps"], report["loss_last_steps"]]).all()
+    after = model.state_dict()
+    moved = {name.split(".")[0] for name in after if not torch.equal(after[name], before[name])}
+    assert {"memory_attention", "memory_encoder", "spatial_perceiver", "object_pointer_proj"} <= moved, moved
+    assert not moved & set(IMAGE_PARTS), moved
+    assert not model.training

@@ -24,12 +24,9 @@ def render_shapes_scene(rng: np.random.Generator, size: tuple[int, int], max_sha
         image = Image.fromarray(_shaded_background(rng, width, height))
         visible = []
         for _ in range(int(rng.integers(min_objects, max_shapes + 1))):
-            shape = Image.new("L", size, 0)
-            _draw_random_shape(ImageDraw.Draw(shape), rng, width, height)
-            shape_mask = np.asarray(shape) > 0
+            kind, corners = _random_shape(rng, width, height)
             colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-            image.paste(colour, mask=shape)
-            visible = [mask & ~shape_mask for mask in visible] + [shape_mask]
+            visible = _paint_shape(image, visible, kind, corners, colour)
         objects = [mask for mask in visible if mask.mean() >= MIN_VISIBLE_FRACTION]
         if len(objects) >= min_objects:
             return image, np.stack(objects)
@@ -44,16 +41,72 @@ def _shaded_background(rng: np.random.Generator, width: int, height: int) -> np.
     return np.clip(base + ramp_x * xs + ramp_y * ys, 0, 255).astype(np.uint8)
 
 
-def _draw_random_shape(draw: ImageDraw.ImageDraw, rng: np.random.Generator, width: int, height: int) -> None:
+def render_shapes_clip(
+    rng: np.random.Generator, size: tuple[int, int], num_frames: int, max_shapes: int = 3, min_objects: int = 1, max_speed: float = 0.04
+):
+    """A clip of moving shapes: `(frames, masks)`, `num_frames` PIL RGB images of `size` (width,
+    height) and a bool array (num_frames, num_objects, height, width) of the visible part of each
+    object on each frame.
+
+    Scenes as `render_shapes_scene` draws them, each shape moving at its own constant velocity of at
+    most `max_speed` of the image side per frame (so shapes pass in front of one another and leave
+    the image). The objects are the shapes visible on frame 0 (at least `min_objects`); on a later
+    frame an object's mask may be empty (hidden or gone): the clip's occlusions.
+    """
+    if not 1 <= min_objects <= max_shapes:
+        raise ValueError(f"min_objects must be in [1, max_shapes={max_shapes}], got {min_objects}")
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    width, height = size
+    while True:
+        background = _shaded_background(rng, width, height)
+        shapes = []
+        for _ in range(int(rng.integers(min_objects, max_shapes + 1))):
+            kind, corners = _random_shape(rng, width, height)
+            colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+            velocity = rng.uniform(-max_speed, max_speed, 2) * min(width, height)  # pixels per frame, (x, y)
+            shapes.append((kind, corners, colour, velocity))
+        frames, visible_per_frame = [], []
+        for frame_idx in range(num_frames):
+            image = Image.fromarray(background)
+            visible = []
+            for kind, corners, colour, velocity in shapes:
+                visible = _paint_shape(image, visible, kind, corners + frame_idx * velocity, colour)
+            frames.append(image)
+            visible_per_frame.append(np.stack(visible))
+        masks = np.stack(visible_per_frame)  # (num_frames, num_shapes, height, width)
+        is_object = masks[0].mean(axis=(1, 2)) >= MIN_VISIBLE_FRACTION
+        if is_object.sum() >= min_objects:
+            return frames, masks[:, is_object]
+
+
+def _paint_shape(image: Image.Image, visible: list, kind: str, corners: np.ndarray, colour) -> list:
+    """Paints one shape over `image` in place; returns the visible masks with the new shape's last."""
+    shape = Image.new("L", image.size, 0)
+    _draw_shape(ImageDraw.Draw(shape), kind, corners)
+    shape_mask = np.asarray(shape) > 0
+    image.paste(colour, mask=shape)
+    return [mask & ~shape_mask for mask in visible] + [shape_mask]
+
+
+def _random_shape(rng: np.random.Generator, width: int, height: int) -> tuple[str, np.ndarray]:
+    """A shape kind and its corners in pixels, (2, 2) (x, y) box corners of an ellipse or a
+    rectangle, (3, 2) for a triangle."""
     side = min(width, height)
     extent_x, extent_y = rng.uniform(0.12, 0.45, 2) * side
     centre_x, centre_y = rng.uniform(0.1, 0.9) * width, rng.uniform(0.1, 0.9) * height
-    box = (centre_x - extent_x / 2, centre_y - extent_y / 2, centre_x + extent_x / 2, centre_y + extent_y / 2)
+    box = np.array([[centre_x - extent_x / 2, centre_y - extent_y / 2], [centre_x + extent_x / 2, centre_y + extent_y / 2]])
     kind = SHAPE_KINDS[int(rng.integers(len(SHAPE_KINDS)))]
+    if kind != "triangle":
+        return kind, box
+    return kind, rng.uniform(-0.5, 0.5, (3, 2)) * (extent_x, extent_y) * 2 + (centre_x, centre_y)
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, kind: str, corners: np.ndarray) -> None:
+    points = [tuple(float(value) for value in corner) for corner in corners]
     if kind == "ellipse":
-        draw.ellipse(box, fill=255)
+        draw.ellipse(points, fill=255)
     elif kind == "rectangle":
-        draw.rectangle(box, fill=255)
+        draw.rectangle(points, fill=255)
     else:
-        corners = rng.uniform(-0.5, 0.5, (3, 2)) * (extent_x, extent_y) * 2 + (centre_x, centre_y)
-        draw.polygon([tuple(corner) for corner in corners], fill=255)
+        draw.polygon(points, fill=255)
