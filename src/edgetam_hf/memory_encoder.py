@@ -169,7 +169,10 @@ class EdgeTamMemoryEncoder(nn.Module):
         """
         # One frame's row broadcasts to its masks: the projection reads only the frame, so it runs once.
         projected_features = self.feature_projection(vision_features)  # (batch or 1, 256, H, W)
-        if mask_logits.device.type == "cpu" and mask_logits.shape[0] > 1:
+        # Not while torch.export / compile trace: the branch on the number of masks would fix the
+        # graph's object axis to the traced size.
+        one_at_a_time = mask_logits.device.type == "cpu" and not torch.compiler.is_compiling()
+        if one_at_a_time and mask_logits.shape[0] > 1:
             # One mask at a time on CPU, the same values (each mask's computation is its own):
             # a batch's intermediates (50 MiB for 3 masks in the fuser's MLP) are larger than what
             # the C allocator keeps for reuse, so every call faulted them in from the kernel afresh
