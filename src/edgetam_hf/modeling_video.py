@@ -331,18 +331,18 @@ class EdgeTamVideoModel(ChangeAwareModule, EdgeTamPreTrainedModel):
         is_visible = object_score_logits > 0
         # An object judged absent gets no mask at all, in the memory as in the output.
         mask_logits = torch.where(is_visible[..., None, None], decoded.mask_logits[:, 0], NO_OBJECT_SCORE).float()
-        high_res_logits = F.interpolate(
-            mask_logits, size=(self.config.image_size, self.config.image_size), mode="bilinear", align_corners=False
-        )
         output_tokens = decoded.sam_output_tokens[:, 0]  # (B, num_masks or 1, hidden)
         output_token = output_tokens[:, 0]
         if multimask_output:
             best = torch.argmax(decoded.iou_scores[:, 0], dim=-1)
             rows = torch.arange(batch_size, device=best.device)
             mask_logits = mask_logits[rows, best].unsqueeze(1)
-            high_res_logits = high_res_logits[rows, best].unsqueeze(1)
             if output_tokens.shape[1] > 1:
                 output_token = output_tokens[rows, best]
+        # Upsampled after the choice: each mask's upsampling is its own, so the chosen one's is the same.
+        high_res_logits = F.interpolate(
+            mask_logits, size=(self.config.image_size, self.config.image_size), mode="bilinear", align_corners=False
+        )
         object_pointer = self._pointer_with_occlusion(self.object_pointer_proj(output_token), is_visible.float())
         return FramePrediction(mask_logits, high_res_logits, object_pointer, object_score_logits)
 
