@@ -386,3 +386,22 @@ def test_mask_prompt_resizing_in_numpy_matches_the_processor():
         processor.add_inputs_to_inference_session(session, 0, 1, input_masks=[mask])
         expected = session.objects[1].mask_prompts[0].numpy()
         np.testing.assert_array_equal(mask_prompt_at_model_size(mask, processor.target_size), expected)
+
+
+def test_bad_tracker_arguments_are_named(export_folder):
+    from edgetam_hf.onnx import OnnxVideoTracker
+
+    with pytest.raises(ValueError, match="max_cached_features must be a positive int, got 0"):
+        _tracker(export_folder, max_cached_features=0)
+    tracker = _tracker(export_folder)
+    with pytest.raises(ValueError, match="add_frame is for a tracker made without frames"):
+        tracker.add_frame(video_frames()[0])
+    with pytest.raises(ValueError, match="obj_id must be an int, got 'one'"):
+        tracker.add_prompt(0, "one", points=[object_centre(1, 0)])
+    with pytest.raises(ValueError, match=r"must be the index of a frame of the video \(0 to \d+\); got 99"):
+        tracker.add_prompt(99, 1, points=[object_centre(1, 0)])
+    stream = OnnxVideoTracker(export_folder, memory_dtype="float32")
+    first = np.asarray(video_frames()[0])
+    stream.add_frame(first)
+    with pytest.raises(ValueError, match=r"frame has size \(\d+, \d+\) \(height, width\); the video's frames are"):
+        stream.add_frame(first[:-2])

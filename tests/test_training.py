@@ -408,3 +408,10 @@ def test_the_tiny_video_training_loop_trains_only_the_memory_parts(monkeypatch):
     assert {"memory_attention", "memory_encoder", "spatial_perceiver", "object_pointer_proj"} <= moved, moved
     assert not moved & set(IMAGE_PARTS), moved
     assert not model.training
+
+
+def test_initialising_something_else_than_an_edgetam_model_is_a_clear_error():
+    from edgetam_hf.training.initialization import initialise_for_training_from_scratch
+
+    with pytest.raises(TypeError, match="model must be an EdgeTamModel or EdgeTamVideoModel, got Linear"):
+        initialise_for_training_from_scratch(torch.nn.Linear(2, 2))
