@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from transformers.activations import ACT2FN
+from transformers.activations import ACT2FN, GELUActivation
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -25,6 +25,9 @@ class LayerNorm2d(nn.LayerNorm):
         mean = hidden_states.mean(1, keepdim=True)
         centred = hidden_states - mean
         variance = centred.pow(2).mean(1, keepdim=True)
+        if overwrites_activations(self):  # the same ops, over `centred`
+            normalised = centred.div_(torch.sqrt(variance + self.eps))
+            return normalised.mul_(self.weight[:, None, None]).add_(self.bias[:, None, None])
         normalised = centred / torch.sqrt(variance + self.eps)
         return self.weight[:, None, None] * normalised + self.bias[:, None, None]
 
@@ -43,6 +46,85 @@ def channels_last_in_inference(module: nn.Module, maps: torch.Tensor) -> torch.T
     if maps.dtype == torch.float32 or module.training or torch.is_grad_enabled() or torch.compiler.is_exporting():
         return maps
     return maps.contiguous(memory_format=torch.channels_last)
+
+
+def overwrites_activations(module: nn.Module) -> bool:
+    """Whether `module` may compute over the activations it made itself, in place: in eager
+    inference (eval mode, gradients off), where autograd keeps none of them.
+
+    The same kernels on the same values, so the same results; what it saves is a fresh tensor per
+    op, which at the trunk's 256x256 maps (12-25 MiB) glibc maps and page-faults afresh on every
+    frame. Not while torch.compile / torch.export trace: they take out-of-place graphs."""
+    return not module.training and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+
+
+def add_residual(module: nn.Module, branch: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """`residual + branch`; when `module` overwrites its activations, into `branch`, a fresh
+    output of the module's own (the same sums). `residual` may broadcast against `branch` (a frame
+    shared by every object's row)."""
+    return branch.add_(residual) if overwrites_activations(module) else residual + branch
+
+
+def activate(activation: nn.Module, hidden_states: torch.Tensor, in_place: bool) -> torch.Tensor:
+    """`activation(hidden_states)`, written over `hidden_states` when `in_place` and the activation
+    has an in-place kernel (ReLU, exact GELU)."""
+    if in_place and isinstance(activation, nn.ReLU):
+        return hidden_states.relu_()
+    if in_place and isinstance(activation, GELUActivation) and activation.act is F.gelu:
+        return torch.ops.aten.gelu_(hidden_states)
+    return activation(hidden_states)
+
+
+def batch_norm(norm: nn.BatchNorm2d, maps: torch.Tensor, in_place: bool) -> torch.Tensor:
+    """`norm(maps)`, written over `maps` when `in_place` and `norm` is in eval mode (the kernel
+    `norm` itself runs, so the same values)."""
+    if not in_place or norm.training or norm.running_mean is None:
+        return norm(maps)
+    no_statistics = maps.new_empty(0)
+    torch.ops.aten.native_batch_norm.out(
+        maps,
+        norm.weight,
+        norm.bias,
+        norm.running_mean,
+        norm.running_var,
+        False,
+        0.0,
+        norm.eps,
+        out=maps,
+        save_mean=no_statistics,
+        save_invstd=no_statistics,
+    )
+    return maps
+
+
+def compose_pointwise_convs(first: nn.Conv2d, second: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The weight (out, in, 1, 1) and bias (out,) of the one 1x1 conv that computes
+    `second(first(maps))`, or None unless both are plain 1x1 convs (stride 1, no padding, no groups).
+
+    Composed in float32 and cast to `first`'s dtype: the product is exact math, and it skips
+    rounding the wider map between the two convs."""
+    if not all(_is_plain_pointwise(conv) for conv in (first, second)):
+        return None
+    second_weight = second.weight.flatten(1).float()  # (out, middle)
+    weight = second_weight @ first.weight.flatten(1).float()  # (out, in)
+    bias = torch.zeros(second.out_channels, device=weight.device)
+    if first.bias is not None:
+        bias = second_weight @ first.bias.float()
+    if second.bias is not None:
+        bias = bias + second.bias.float()
+    dtype = first.weight.dtype
+    return weight[:, :, None, None].to(dtype), bias.to(dtype)
+
+
+def _is_plain_pointwise(conv: nn.Module) -> bool:
+    return (
+        isinstance(conv, nn.Conv2d)
+        and conv.kernel_size == (1, 1)
+        and conv.stride == (1, 1)
+        and conv.padding == (0, 0)
+        and conv.dilation == (1, 1)
+        and conv.groups == 1
+    )
 
 
 class ChangeAwareModule(nn.Module):

@@ -5,7 +5,7 @@ from torch import nn
 from transformers.activations import ACT2FN
 
 from .configuration import EdgeTamVideoConfig
-from .layers import ProjectedAttention
+from .layers import ProjectedAttention, activate, add_residual, overwrites_activations
 from .position_encoding import AxialRotaryEncoding, apply_axial_rotary
 
 
@@ -103,12 +103,9 @@ class MemoryAttentionFeedForward(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         hidden_states = self.up_proj(hidden_states)  # (batch, tokens, 2048): the step's largest tensor
-        if isinstance(self.activation, nn.ReLU) and not torch.is_grad_enabled():
-            # In place in inference: the same values without a second tensor of that size (96 MiB
-            # for 3 objects), which set the tracked frame's peak memory.
-            hidden_states = hidden_states.relu_()
-        else:
-            hidden_states = self.activation(hidden_states)
+        # In place in inference: no second tensor of that size (96 MiB for 3 objects), which set
+        # the tracked frame's peak memory.
+        hidden_states = activate(self.activation, hidden_states, in_place=overwrites_activations(self))
         return self.down_proj(self.dropout(hidden_states))
 
 
@@ -134,7 +131,7 @@ class MemoryAttentionLayer(nn.Module):
         """The self-attention step: (batch, num_frame_tokens, hidden) -> the same."""
         normed = self.layer_norm1(hidden_states)
         attended = self.self_attn(normed, normed, normed, frame_rotation, frame_rotation)
-        return hidden_states + self.dropout1(attended)
+        return add_residual(self, self.dropout1(attended), hidden_states)
 
     def attend_to_memory(
         self,
@@ -160,8 +157,8 @@ class MemoryAttentionLayer(nn.Module):
             num_object_pointer_tokens,
             memory_mask,
         )
-        hidden_states = hidden_states + self.dropout2(attended)
-        return hidden_states + self.dropout3(self.mlp(self.layer_norm3(hidden_states)))
+        hidden_states = add_residual(self, self.dropout2(attended), hidden_states)
+        return add_residual(self, self.dropout3(self.mlp(self.layer_norm3(hidden_states))), hidden_states)
 
 
 class EdgeTamMemoryAttention(nn.Module):

@@ -8,7 +8,7 @@ from torch import nn
 from transformers.activations import ACT2FN
 
 from .configuration import EdgeTamVideoConfig
-from .layers import LayerNorm2d, channels_last_in_inference
+from .layers import LayerNorm2d, activate, add_residual, channels_last_in_inference, overwrites_activations
 from .position_encoding import SinePositionEncoding
 
 
@@ -37,7 +37,7 @@ class MaskDownSamplerLayer(nn.Module):
         self.activation = ACT2FN[config.mask_downsampler_hidden_act]
 
     def forward(self, masks: torch.Tensor) -> torch.Tensor:
-        return self.activation(self.layer_norm(self.conv(masks)))
+        return activate(self.activation, self.layer_norm(self.conv(masks)), in_place=overwrites_activations(self))
 
 
 class MaskDownSampler(nn.Module):
@@ -96,11 +96,13 @@ class MemoryFuserBlock(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         residual = hidden_states
+        in_place = overwrites_activations(self)
         hidden_states = self.layer_norm(self.depthwise_conv(hidden_states))
         hidden_states = hidden_states.permute(0, 2, 3, 1)  # (batch, height, width, channels)
-        hidden_states = self.pointwise_conv2(self.activation(self.pointwise_conv1(hidden_states)))
-        hidden_states = (self.scale * hidden_states).permute(0, 3, 1, 2)
-        return residual + hidden_states
+        hidden_states = activate(self.activation, self.pointwise_conv1(hidden_states), in_place)
+        hidden_states = self.pointwise_conv2(hidden_states)
+        hidden_states = hidden_states.mul_(self.scale) if in_place else self.scale * hidden_states
+        return residual + hidden_states.permute(0, 3, 1, 2)
 
 
 class MemoryFuser(nn.Module):
@@ -191,5 +193,5 @@ class EdgeTamMemoryEncoder(nn.Module):
         """Projected frame features (batch or 1, 256, H, W) + masks (batch, 1, 16 H, 16 W) -> the
         (batch, 64, H, W) memory map."""
         mask_embeddings = self.mask_downsampler(self.prepare_mask(mask_logits, binarize_mask))
-        hidden_states = projected_features + mask_embeddings  # (batch, 256, H, W)
+        hidden_states = add_residual(self, mask_embeddings, projected_features)  # (batch, 256, H, W)
         return self.projection(self.memory_fuser(hidden_states))

@@ -16,7 +16,7 @@ from torch import nn
 from transformers.activations import ACT2FN
 
 from .configuration import EdgeTamVisionConfig
-from .layers import ChangeAwareModule, channels_last_in_inference
+from .layers import ChangeAwareModule, activate, add_residual, batch_norm, channels_last_in_inference, overwrites_activations
 from .position_encoding import SinePositionEncoding
 
 
@@ -91,7 +91,7 @@ class RepVitConvNorm(FoldedForInference):
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         if self._use_folded(hidden_states.dtype):
             return self._folded_conv()(hidden_states)
-        return self.bn(self.c(hidden_states))
+        return batch_norm(self.bn, self.c(hidden_states), in_place=overwrites_activations(self))
 
     @torch.no_grad()
     def fuse(self) -> nn.Conv2d:
@@ -140,8 +140,11 @@ class RepVitTokenMixer(FoldedForInference):
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         if self._use_folded(hidden_states.dtype):
             folded = self._folded_conv()(hidden_states)
-            return folded + hidden_states if self._identity_kept_apart() else folded
-        return self.conv(hidden_states) + self.conv1(hidden_states) + hidden_states
+            return folded.add_(hidden_states) if self._identity_kept_apart() else folded
+        mixed = self.conv(hidden_states)
+        if overwrites_activations(self):
+            return mixed.add_(self.conv1(hidden_states)).add_(hidden_states)
+        return mixed + self.conv1(hidden_states) + hidden_states
 
     @torch.no_grad()
     def fuse(self, include_identity: bool = True) -> nn.Conv2d:
@@ -184,9 +187,11 @@ class RepVitSqueezeExcite(nn.Module):
         self.fc2 = nn.Conv2d(reduced_channels, channels, kernel_size=1)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """In eager inference it scales `hidden_states` in place: its only caller, the block,
+        passes the token mixer's output, which nothing else reads."""
         pooled = hidden_states.mean((2, 3), keepdim=True)  # (batch, channels, 1, 1)
         gate = torch.sigmoid(self.fc2(F.relu(self.fc1(pooled))))
-        return hidden_states * gate
+        return hidden_states.mul_(gate) if overwrites_activations(self) else hidden_states * gate
 
 
 class RepVitMlp(nn.Module):
@@ -200,7 +205,7 @@ class RepVitMlp(nn.Module):
         self.conv2 = RepVitConvNorm(hidden_channels, channels, bn_weight_init=0.0)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.conv2(self.act(self.conv1(hidden_states)))
+        return self.conv2(activate(self.act, self.conv1(hidden_states), in_place=overwrites_activations(self)))
 
 
 class RepVitBlock(nn.Module):
@@ -214,7 +219,7 @@ class RepVitBlock(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         hidden_states = self.se(self.token_mixer(hidden_states))
-        return hidden_states + self.channel_mixer(hidden_states)
+        return add_residual(self, self.channel_mixer(hidden_states), hidden_states)
 
 
 class RepVitStem(nn.Module):
@@ -227,7 +232,7 @@ class RepVitStem(nn.Module):
         self.conv2 = RepVitConvNorm(out_channels // 2, out_channels, 3, stride=2)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.conv2(self.act1(self.conv1(pixel_values)))
+        return self.conv2(activate(self.act1, self.conv1(pixel_values), in_place=overwrites_activations(self)))
 
 
 class RepVitDownsample(nn.Module):
@@ -243,7 +248,7 @@ class RepVitDownsample(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         hidden_states = self.channel_downsample(self.spatial_downsample(self.pre_block(hidden_states)))
-        return hidden_states + self.ffn(hidden_states)
+        return add_residual(self, self.ffn(hidden_states), hidden_states)
 
 
 class RepVitStage(nn.Module):
@@ -381,24 +386,39 @@ class EdgeTamFpnNeck(nn.Module):
     ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
         """Trunk maps (high to low resolution) -> the `num_feature_levels` highest-resolution FPN
         maps and their position encodings, both high to low resolution."""
-        fpn_features = self._top_down(trunk_features)[: self.num_feature_levels]
+        fpn_features = tuple(self._top_down(trunk_features)[: self.num_feature_levels])
         position_encodings = tuple(self._position_encoding_like(features) for features in fpn_features)
         return fpn_features, position_encodings
 
-    def _top_down(self, trunk_features: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    def lowest_kept_level(self, trunk_features: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Trunk maps -> the lowest-resolution kept FPN map and its position encoding, without
+        computing the higher-resolution levels (the image embedding's level)."""
+        lowest_kept = self.num_feature_levels - 1
+        features = self._top_down(trunk_features, down_to_level=lowest_kept)[lowest_kept]
+        return features, self._position_encoding_like(features)
+
+    def lateral_conv(self, level: int) -> nn.Conv2d | None:
+        """The conv that alone makes FPN level `level`, or None when the level also adds the
+        top-down path."""
+        if level in self.top_down_levels:
+            return None
+        return self.convs[len(self.convs) - 1 - level]
+
+    def _top_down(self, trunk_features: tuple[torch.Tensor, ...], down_to_level: int = 0) -> list[torch.Tensor | None]:
+        """FPN maps from the lowest resolution up to level `down_to_level` (None above it)."""
         num_levels = len(self.convs)
         if len(trunk_features) != num_levels:
             raise ValueError(f"expected {num_levels} trunk feature maps, got {len(trunk_features)}")
         fpn_features = [None] * num_levels
         coarser_output = None
-        for level in reversed(range(num_levels)):
+        for level in reversed(range(down_to_level, num_levels)):
             output = self.convs[num_levels - 1 - level](trunk_features[level])
             if level in self.top_down_levels and coarser_output is not None:
                 # Nearest-neighbour upsampling only copies values, so it is exact in any dtype (the
                 # original's detour through float32 changes nothing).
                 output = output + F.interpolate(coarser_output, scale_factor=2.0, mode="nearest")
             fpn_features[level] = coarser_output = output
-        return tuple(fpn_features)
+        return fpn_features
 
     def _position_encoding_like(self, features: torch.Tensor) -> torch.Tensor:
         batch_size, _, height, width = features.shape
