@@ -91,7 +91,15 @@ class RepVitConvNorm(FoldedForInference):
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         if self._use_folded(hidden_states.dtype):
             return self._folded_conv()(hidden_states)
-        return batch_norm(self.bn, self.c(hidden_states), in_place=overwrites_activations(self))
+        return batch_norm(self.bn, self._convolve(hidden_states), in_place=overwrites_activations(self))
+
+    def _convolve(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        conv = self.c
+        if conv.kernel_size == conv.stride == (1, 1) and conv.groups == conv.in_channels == conv.out_channels:
+            # A depthwise 1x1 conv (the token mixer's second branch) scales each channel: one
+            # product per output, so the same values as the conv, at a fraction of its time.
+            return hidden_states * conv.weight.view(1, -1, 1, 1)
+        return conv(hidden_states)
 
     @torch.no_grad()
     def fuse(self) -> nn.Conv2d:
