@@ -7,7 +7,7 @@ from torch import nn
 from transformers.activations import ACT2FN
 
 from .configuration import EdgeTamMaskDecoderConfig
-from .layers import MLP, LayerNorm2d
+from .layers import MLP, LayerNorm2d, activate, add_residual, overwrites_activations
 from .two_way_transformer import EdgeTamTwoWayTransformer
 
 
@@ -186,8 +186,10 @@ class EdgeTamMaskDecoder(nn.Module):
         )
 
     def _upscale(self, image_rows: torch.Tensor, feat_s0: torch.Tensor, feat_s1: torch.Tensor) -> torch.Tensor:
-        upscaled = self.activation(self.upscale_layer_norm(self.upscale_conv1(image_rows) + feat_s1))
-        return self.activation(self.upscale_conv2(upscaled) + feat_s0)
+        in_place = overwrites_activations(self)
+        upscaled = self.upscale_layer_norm(add_residual(self, self.upscale_conv1(image_rows), feat_s1))
+        upscaled = activate(self.activation, upscaled, in_place)
+        return activate(self.activation, add_residual(self, self.upscale_conv2(upscaled), feat_s0), in_place)
 
     def _masks_from_tokens(self, mask_tokens_out: torch.Tensor, upscaled: torch.Tensor) -> torch.Tensor:
         """Each mask token becomes, through its own MLP, the weights of a 1x1 conv on `upscaled`."""

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from .configuration import EdgeTamMaskDecoderConfig
-from .layers import ATTENTION_IMPLEMENTATIONS, MLP, ProjectedAttention
+from .layers import ATTENTION_IMPLEMENTATIONS, MLP, ProjectedAttention, add_residual
 
 
 class EdgeTamTwoWayAttention(ProjectedAttention):
@@ -78,14 +78,16 @@ class EdgeTamTwoWayAttentionBlock(nn.Module):
         queries = self.layer_norm1(queries)
 
         query = queries + query_positional_embeddings
+        # The image tokens do not change until this block's last step: both attentions read the
+        # same encoded keys (the original adds the encoding twice, to the same values).
         key = keys + key_positional_embeddings
         queries = self.layer_norm2(queries + self.cross_attn_token_to_image(query, key, keys))
 
         queries = self.layer_norm3(queries + self.mlp(queries))
 
         query = queries + query_positional_embeddings
-        key = keys + key_positional_embeddings
-        keys = self.layer_norm4(keys + self.cross_attn_image_to_token(key, query, queries))
+        attended = self.cross_attn_image_to_token(key, query, queries)
+        keys = self.layer_norm4(add_residual(self, attended, keys))
         return queries, keys
 
 
