@@ -18,7 +18,15 @@ from . import environment
 from .bfloat16_accuracy import print_bfloat16_accuracy
 from .timing import paired_ratio, summarize, timed
 
-COMPONENTS = ("trunk", "fpn_neck", "memory_attention", "mask_decoder", "memory_encoder", "perceiver", "other")
+COMPONENTS = (
+    "trunk",
+    "neck_and_projections",
+    "memory_attention",
+    "mask_decoder",
+    "memory_encoder",
+    "perceiver",
+    "other",
+)
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:
@@ -133,6 +141,26 @@ def lever_rows(model, options):
             *_ab(lambda: _unfolded(trunk, pixels), lambda: trunk(pixels), options.repeats),
         ))
         model.vision_encoder.fold_for_inference(None)
+        rows.append(_row(
+            "activations overwritten in place in inference (BatchNorm, GELU / ReLU, residual sums, LayerNorm2d)",
+            "frame features (trunk, neck, projections)",
+            *_ab(lambda: _out_of_place(lambda: model.get_frame_features(pixels)), lambda: model.get_frame_features(pixels), options.repeats),
+        ))
+        rows.append(_row(
+            "activations overwritten in place in inference",
+            "memory attention, 3 objects",
+            *_ab(lambda: _out_of_place(attention(3)), attention(3), options.repeats),
+        ))
+        rows.append(_row(
+            "FPN lateral conv and mask-decoder projection composed into one 1x1 conv (two highest levels)",
+            "frame features (trunk, neck, projections)",
+            *_ab(lambda: _separate_projections(model, pixels), lambda: model.get_frame_features(pixels), options.repeats),
+        ))
+        rows.append(_row(
+            "depthwise 1x1 conv of the token mixers as a channel scale",
+            "RepViT trunk, float32",
+            *_ab(lambda: _depthwise_pointwise_as_conv(trunk, pixels), lambda: trunk(pixels), options.repeats),
+        ))
         model.vision_encoder.to(torch.bfloat16)
         pixels_bf16 = pixels.bfloat16()
         rows.append(_row(
@@ -166,6 +194,29 @@ def _unfolded(trunk, pixels):
     from edgetam_hf.vision_encoder import FoldedForInference
 
     with _patched(FoldedForInference, "_use_folded", lambda self, dtype: False):
+        return trunk(pixels)
+
+
+def _out_of_place(call):
+    """`call()` with every module computing out of place (as before activations were overwritten)."""
+    from edgetam_hf import layers, mask_decoder, memory_attention, memory_encoder, vision_encoder
+
+    with contextlib.ExitStack() as stack:
+        for module in (layers, mask_decoder, memory_attention, memory_encoder, vision_encoder):
+            stack.enter_context(_patched(module, "overwrites_activations", lambda _module: False))
+        return call()
+
+
+def _separate_projections(model, pixels):
+    """Frame features through the FPN's 256-channel maps, then the decoder's projections."""
+    with _patched(type(model), "_high_resolution_projections", lambda self: None):
+        return model.get_frame_features(pixels)
+
+
+def _depthwise_pointwise_as_conv(trunk, pixels):
+    from edgetam_hf.vision_encoder import RepVitConvNorm
+
+    with _patched(RepVitConvNorm, "_convolve", lambda self, hidden_states: self.c(hidden_states)):
         return trunk(pixels)
 
 
@@ -213,7 +264,7 @@ def frame_breakdown(base_model, mode: str, num_objects: int, options) -> dict | 
         times = defaultdict(float)
         parts = {
             "trunk": model.vision_encoder.backbone,
-            "fpn_neck": model.vision_encoder.neck,
+            "frame_features": model,
             "memory_attention": model.memory_attention,
             "mask_decoder": model.mask_decoder,
             "memory_encoder": model.memory_encoder,
@@ -221,7 +272,8 @@ def frame_breakdown(base_model, mode: str, num_objects: int, options) -> dict | 
         }
         with contextlib.ExitStack() as stack:
             for name, module in parts.items():
-                stack.enter_context(_timing_forward(module, name, times))
+                method = "_frame_features" if name == "frame_features" else "forward"
+                stack.enter_context(_timing_forward(module, name, times, method))
             frames = model.propagate_in_video_iterator(session)
             next(frames), next(frames)  # the prompted frame, one warm-up frame
             times.clear()
@@ -230,6 +282,8 @@ def frame_breakdown(base_model, mode: str, num_objects: int, options) -> dict | 
                 count += 1
             total = (time.perf_counter() - start) / count * 1e3
         breakdown = {name: times[name] / count * 1e3 for name in parts}
+        # The neck and the high-resolution projections run inside `_frame_features`, after the trunk.
+        breakdown["neck_and_projections"] = breakdown.pop("frame_features") - breakdown["trunk"]
         breakdown["other"] = total - sum(breakdown.values())
         breakdown["total"] = total
         return breakdown
@@ -242,8 +296,8 @@ def frame_breakdown(base_model, mode: str, num_objects: int, options) -> dict | 
 
 
 @contextlib.contextmanager
-def _timing_forward(module, name, times):
-    forward = module.forward
+def _timing_forward(module, name, times, method="forward"):
+    forward = getattr(module, method)
 
     def timed_forward(*args, **kwargs):
         start = time.perf_counter()
@@ -251,15 +305,15 @@ def _timing_forward(module, name, times):
         times[name] += time.perf_counter() - start
         return result
 
-    own_forward = "forward" in vars(module)  # e.g. a compiled one
-    module.forward = timed_forward
+    own_forward = method in vars(module)  # e.g. a compiled one
+    setattr(module, method, timed_forward)
     try:
         yield
     finally:
         if own_forward:
-            module.forward = forward
+            setattr(module, method, forward)
         else:
-            del module.forward
+            delattr(module, method)
 
 
 if __name__ == "__main__":

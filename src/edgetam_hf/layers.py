@@ -54,15 +54,28 @@ def overwrites_activations(module: nn.Module) -> bool:
 
     The same kernels on the same values, so the same results; what it saves is a fresh tensor per
     op, which at the trunk's 256x256 maps (12-25 MiB) glibc maps and page-faults afresh on every
-    frame. Not while torch.compile / torch.export trace: they take out-of-place graphs."""
-    return not module.training and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+    frame. Not while torch.compile / torch.export trace (they take out-of-place graphs), nor under
+    autocast, whose per-op dtypes an in-place op would not follow."""
+    return (
+        not module.training
+        and not torch.is_grad_enabled()
+        and not torch.compiler.is_compiling()
+        and not autocast_enabled()
+    )
+
+
+def autocast_enabled() -> bool:
+    return torch.is_autocast_enabled("cpu") or torch.is_autocast_enabled("cuda")
 
 
 def add_residual(module: nn.Module, branch: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
     """`residual + branch`; when `module` overwrites its activations, into `branch`, a fresh
     output of the module's own (the same sums). `residual` may broadcast against `branch` (a frame
     shared by every object's row)."""
-    return branch.add_(residual) if overwrites_activations(module) else residual + branch
+    in_place = overwrites_activations(module) and branch.dtype == residual.dtype
+    if in_place and torch.broadcast_shapes(branch.shape, residual.shape) == branch.shape:
+        return branch.add_(residual)
+    return residual + branch
 
 
 def activate(activation: nn.Module, hidden_states: torch.Tensor, in_place: bool) -> torch.Tensor:

@@ -16,7 +16,15 @@ from torch import nn
 from transformers.activations import ACT2FN
 
 from .configuration import EdgeTamVisionConfig
-from .layers import ChangeAwareModule, activate, add_residual, batch_norm, channels_last_in_inference, overwrites_activations
+from .layers import (
+    ChangeAwareModule,
+    activate,
+    add_residual,
+    autocast_enabled,
+    batch_norm,
+    channels_last_in_inference,
+    overwrites_activations,
+)
 from .position_encoding import SinePositionEncoding
 
 
@@ -95,9 +103,11 @@ class RepVitConvNorm(FoldedForInference):
 
     def _convolve(self, hidden_states: torch.Tensor) -> torch.Tensor:
         conv = self.c
-        if conv.kernel_size == conv.stride == (1, 1) and conv.groups == conv.in_channels == conv.out_channels:
-            # A depthwise 1x1 conv (the token mixer's second branch) scales each channel: one
-            # product per output, so the same values as the conv, at a fraction of its time.
+        depthwise = conv.groups == conv.in_channels == conv.out_channels
+        # A depthwise 1x1 conv (the token mixer's second branch) scales each channel: one product
+        # per output, so the same values as the conv, at a fraction of its time. Under autocast
+        # the conv stays, for the dtype autocast gives it.
+        if depthwise and conv.kernel_size == conv.stride == (1, 1) and not autocast_enabled():
             return hidden_states * conv.weight.view(1, -1, 1, 1)
         return conv(hidden_states)
 
