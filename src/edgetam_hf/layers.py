@@ -110,6 +110,25 @@ def batch_norm(norm: nn.BatchNorm2d, maps: torch.Tensor, in_place: bool) -> torc
     return maps
 
 
+def pointwise_conv(maps: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """A 1x1 conv (stride 1, no groups) of channels-first contiguous `maps` (batch, in, H, W) by
+    `weight` (out, in, 1, 1), as the matrix product it is.
+
+    oneDNN reorders channels-first maps to its blocked layout and back, through two fresh buffers
+    the size of its input and output (37 MiB for a 48 -> 96 conv at 256x256), which the C
+    allocator maps and page-faults afresh on every frame; BLAS reads the maps as they are. The sum
+    over the channels may round differently (~1e-7 relative)."""
+    batch_size, channels, height, width = maps.shape
+    weight = weight.view(weight.shape[0], channels)
+    rows = maps.view(batch_size, channels, height * width)
+    if batch_size > 1:
+        products = torch.matmul(weight, rows)
+        return (products if bias is None else products + bias[:, None]).view(batch_size, -1, height, width)
+    # One image (every video frame) takes the plain matrix product, which matmul would batch.
+    product = torch.mm(weight, rows[0]) if bias is None else torch.addmm(bias[:, None], weight, rows[0])
+    return product.view(1, -1, height, width)
+
+
 def compose_pointwise_convs(first: nn.Conv2d, second: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The weight (out, in, 1, 1) and bias (out,) of the one 1x1 conv that computes
     `second(first(maps))`, or None unless both are plain 1x1 convs (stride 1, no padding, no groups).

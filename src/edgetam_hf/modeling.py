@@ -12,7 +12,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 
 from .configuration import EdgeTamConfig
-from .layers import compose_pointwise_convs
+from .layers import autocast_enabled, compose_pointwise_convs, pointwise_conv
 from .mask_decoder import EdgeTamMaskDecoder, EdgeTamMaskDecoderOutput
 from .outputs import EdgeTamImageSegmentationOutput
 from .position_encoding import RandomFourierPositionEncoding
@@ -101,7 +101,7 @@ class EdgeTamPreTrainedModel(WritesItsOwnAutoMap, PreTrainedModel):
         trunk_features = self.vision_encoder.backbone(pixel_values)
         vision_features, vision_position = self.vision_encoder.neck.lowest_kept_level(trunk_features)
         high_resolution = tuple(
-            F.conv2d(maps, weight, bias) for maps, (weight, bias) in zip(trunk_features, projections)
+            _project(maps, weight, bias) for maps, (weight, bias) in zip(trunk_features, projections)
         )
         return FrameFeatures(high_resolution, vision_features, vision_position)
 
@@ -179,6 +179,16 @@ class EdgeTamPreTrainedModel(WritesItsOwnAutoMap, PreTrainedModel):
             init.normal_(module.positional_embedding, std=module.scale)
         elif isinstance(module, EdgeTamPreTrainedModel):
             init.trunc_normal_(module.no_memory_embedding, std=0.02)
+
+
+def _project(maps: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """A composed high-resolution projection: a matrix product on channels-first float32 maps in
+    eager runs (see `pointwise_conv`), else the conv (channels-last reduced-precision maps,
+    autocast, torch.export / compile traces)."""
+    eager = not autocast_enabled() and not torch.compiler.is_compiling()
+    if eager and maps.is_contiguous() and maps.dtype == weight.dtype == torch.float32:
+        return pointwise_conv(maps, weight, bias)
+    return F.conv2d(maps, weight, bias)
 
 
 class EdgeTamModel(EdgeTamPreTrainedModel):
