@@ -157,6 +157,11 @@ def lever_rows(model, options):
             *_ab(lambda: _separate_projections(model, pixels), lambda: model.get_frame_features(pixels), options.repeats),
         ))
         rows.append(_row(
+            "1x1 convs on channels-first maps as matrix products (no oneDNN reorder buffers)",
+            "frame features (trunk, neck, projections)",
+            *_ab(lambda: _pointwise_as_conv(model, pixels), lambda: model.get_frame_features(pixels), options.repeats),
+        ))
+        rows.append(_row(
             "depthwise 1x1 conv of the token mixers as a channel scale",
             "RepViT trunk, float32",
             *_ab(lambda: _depthwise_pointwise_as_conv(trunk, pixels), lambda: trunk(pixels), options.repeats),
@@ -216,8 +221,24 @@ def _separate_projections(model, pixels):
 def _depthwise_pointwise_as_conv(trunk, pixels):
     from edgetam_hf.vision_encoder import RepVitConvNorm
 
-    with _patched(RepVitConvNorm, "_convolve", lambda self, hidden_states: self.c(hidden_states)):
+    convolve = RepVitConvNorm._convolve
+
+    def depthwise_as_conv(self, maps):
+        return self.c(maps) if self.c.groups > 1 else convolve(self, maps)
+
+    with _patched(RepVitConvNorm, "_convolve", depthwise_as_conv):
         return trunk(pixels)
+
+
+def _pointwise_as_conv(model, pixels):
+    """Frame features with every 1x1 conv run by oneDNN (as before the matrix products)."""
+    from edgetam_hf import modeling, vision_encoder
+
+    def conv(maps, weight, bias=None):
+        return torch.nn.functional.conv2d(maps, weight.view(weight.shape[0], -1, 1, 1), bias)
+
+    with _patched(modeling, "pointwise_conv", conv), _patched(vision_encoder, "pointwise_conv", conv):
+        return model.get_frame_features(pixels)
 
 
 def _contiguous(encoder, pixels):

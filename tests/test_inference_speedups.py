@@ -13,7 +13,7 @@ from _tolerance import assert_same_float32, assert_same_logits
 from _video_tiny import object_centre, tiny_model, tiny_processor, video_frames
 from _video_tiny import single_thread  # noqa: F401  (fixture)
 from edgetam_hf import EdgeTamModel, layers, mask_decoder, memory_attention, memory_encoder, vision_encoder
-from edgetam_hf.layers import compose_pointwise_convs, overwrites_activations
+from edgetam_hf.layers import compose_pointwise_convs, overwrites_activations, pointwise_conv
 from edgetam_hf.vision_encoder import RepVitConvNorm
 
 
@@ -133,6 +133,18 @@ def test_compose_pointwise_convs():
     assert compose_pointwise_convs(nn.Conv2d(6, 16, 3), nn.Conv2d(16, 3, 1)) is None
     assert compose_pointwise_convs(nn.Conv2d(6, 16, 1, stride=2), nn.Conv2d(16, 3, 1)) is None
     assert compose_pointwise_convs(nn.Conv2d(6, 6, 1, groups=6), nn.Conv2d(6, 3, 1)) is None
+
+
+@pytest.mark.parametrize("batch_size", [0, 1, 3])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_pointwise_conv_as_a_matrix_product_equals_the_conv(batch_size, with_bias):
+    generator = torch.Generator().manual_seed(6)
+    maps = torch.randn(batch_size, 12, 7, 9, generator=generator)
+    weight = torch.randn(20, 12, 1, 1, generator=generator)
+    bias = torch.randn(20, generator=generator) if with_bias else None
+    projected = pointwise_conv(maps, weight, bias)
+    assert projected.shape == (batch_size, 20, 7, 9)
+    assert_same_float32(projected, nn.functional.conv2d(maps, weight, bias))
 
 
 @pytest.mark.parametrize("in_place", [False, True])

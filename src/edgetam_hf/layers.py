@@ -119,14 +119,14 @@ def pointwise_conv(maps: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     allocator maps and page-faults afresh on every frame; BLAS reads the maps as they are. The sum
     over the channels may round differently (~1e-7 relative)."""
     batch_size, channels, height, width = maps.shape
-    weight = weight.view(weight.shape[0], channels)
+    out_channels = weight.shape[0]
+    weight = weight.view(out_channels, channels)
     rows = maps.view(batch_size, channels, height * width)
-    if batch_size > 1:
-        products = torch.matmul(weight, rows)
-        return (products if bias is None else products + bias[:, None]).view(batch_size, -1, height, width)
-    # One image (every video frame) takes the plain matrix product, which matmul would batch.
-    product = torch.mm(weight, rows[0]) if bias is None else torch.addmm(bias[:, None], weight, rows[0])
-    return product.view(1, -1, height, width)
+    if batch_size == 1:  # every video frame: the plain matrix product, which matmul would batch
+        product = torch.mm(weight, rows[0]) if bias is None else torch.addmm(bias[:, None], weight, rows[0])
+        return product.view(1, out_channels, height, width)
+    products = torch.matmul(weight, rows)
+    return (products if bias is None else products + bias[:, None]).view(batch_size, out_channels, height, width)
 
 
 def compose_pointwise_convs(first: nn.Conv2d, second: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor] | None:
