@@ -8,6 +8,11 @@ float32 (weights and arithmetic; their bfloat16 inputs are upcast and their outp
 a float32 island in a bfloat16 model would do). Each row gives the mask IoU at video resolution
 over the clip, the worst frame / object, frame 0 alone (the image path: no memory yet), the
 tracked frames 1-9 (memory path) and the largest logit difference.
+
+The fixture's random weights give masks whose logits are nearly all within a few bfloat16 steps of
+0, where rounding flips pixels. `--trained-clips N` asks the same of trained weights: the bundled
+tiny video model (`src/edgetam_hf/tiny_video_model`, trained on moving shapes) on N rendered
+clips of moving shapes, every object prompted by its box on frame 0.
 """
 
 import argparse
@@ -23,7 +28,8 @@ from . import environment
 # model upcasts them anyway).
 COMPONENTS = {
     "trunk": ("vision_encoder.backbone", ("forward",), ()),
-    "neck": ("vision_encoder.neck", ("forward",), ()),
+    "stem": ("vision_encoder.backbone.timm_model.stem", ("forward",), ()),
+    "neck": ("vision_encoder.neck", ("forward", "lowest_kept_level"), ()),
     "prompt_encoder": ("prompt_encoder", ("forward",), ()),
     "mask_decoder": (
         "mask_decoder",
@@ -44,6 +50,7 @@ CLICKS = [[[[120.0, 300.0]], [[320.0, 200.0]], [[500.0, 260.0]]]]
 def parse_arguments(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bfloat16_accuracy", description=__doc__)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--trained-clips", type=int, default=0, help="also the bundled trained tiny model on N clips")
     parser.add_argument(
         "--float32",
         default="",
@@ -68,6 +75,8 @@ def main(argv=None) -> int:
 
     model = EdgeTamVideoModel(EdgeTamVideoConfig()).eval()
     print_bfloat16_accuracy(model, variants)
+    if options.trained_clips:
+        print_trained_tiny_accuracy(options.trained_clips)
     print(f"load average after: {environment.load_average()}")
     return 0
 
@@ -93,6 +102,49 @@ def print_bfloat16_accuracy(model, variants=()) -> None:
             logits = track_clip(model, frames, torch.bfloat16, memory_dtype)
         model.to(torch.float32)
         print(_row(variant or "nothing", reference, logits), flush=True)
+
+
+def print_trained_tiny_accuracy(num_clips: int) -> None:
+    """bfloat16 against float32 masks of the bundled trained tiny video model, one row per clip."""
+    import numpy as np
+
+    from edgetam_hf.modeling_video import EdgeTamVideoModel
+    from edgetam_hf.training.shapes import render_shapes_clip
+    from edgetam_hf.video_processing import EdgeTamVideoProcessor
+
+    folder = Path(__file__).resolve().parents[1] / "src" / "edgetam_hf" / "tiny_video_model"
+    model = EdgeTamVideoModel.from_pretrained(str(folder)).eval()
+    processor = EdgeTamVideoProcessor(target_size=model.config.image_size)
+    rng = np.random.default_rng(2026)
+    print(f"\ntrained tiny video model ({folder.name}), clips of 10 frames at 320x240, boxes on frame 0:\n")
+    print("| clip (objects) | IoU | worst frame/object | frame 0 | frames 1- | max logit difference |")
+    print("|---|---|---|---|---|---|", flush=True)
+    for clip in range(num_clips):
+        frames, masks = render_shapes_clip(rng, (320, 240), 10)
+        boxes = [_box(mask) for mask in masks[0]]
+        reference = _track_with_boxes(model.to(torch.float32), processor, frames, boxes, torch.float32)
+        logits = _track_with_boxes(model.to(torch.bfloat16), processor, frames, boxes, torch.bfloat16)
+        print(_row(f"{clip} ({len(boxes)})", reference, logits), flush=True)
+    model.to(torch.float32)
+
+
+def _box(mask) -> list[float]:
+    import numpy as np
+
+    ys, xs = np.nonzero(mask)
+    return [float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())]
+
+
+def _track_with_boxes(model, processor, frames, boxes, dtype: torch.dtype) -> torch.Tensor:
+    """Mask logits at video resolution, (frames, objects, 1, H, W) float32."""
+    session = processor.init_video_session(frames, dtype=dtype)
+    obj_ids = list(range(1, len(boxes) + 1))
+    processor.add_inputs_to_inference_session(session, 0, obj_ids, input_boxes=[boxes])
+    with torch.no_grad():
+        model(session, frame_idx=0)
+        low_res = [output.pred_masks for output in model.propagate_in_video_iterator(session)]
+    size = [[session.video_height, session.video_width]]
+    return torch.stack([processor.post_process_masks([masks], size, binarize=False)[0] for masks in low_res]).float()
 
 
 def track_clip(model, frames: str, dtype: torch.dtype, memory_dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:

@@ -130,11 +130,11 @@ def pointwise_conv(maps: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
 
 
 def compose_pointwise_convs(first: nn.Conv2d, second: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The weight (out, in, 1, 1) and bias (out,) of the one 1x1 conv that computes
+    """The float32 weight (out, in, 1, 1) and bias (out,) of the one 1x1 conv that computes
     `second(first(maps))`, or None unless both are plain 1x1 convs (stride 1, no padding, no groups).
 
-    Composed in float32 and cast to `first`'s dtype: the product is exact math, and it skips
-    rounding the wider map between the two convs."""
+    Composed in float32 whatever the convs' dtype (cast them to the maps' dtype to use them): the
+    product is exact math, and it skips rounding the wider map between the two convs."""
     if not all(_is_plain_pointwise(conv) for conv in (first, second)):
         return None
     second_weight = second.weight.flatten(1).float()  # (out, middle)
@@ -144,8 +144,7 @@ def compose_pointwise_convs(first: nn.Conv2d, second: nn.Conv2d) -> tuple[torch.
         bias = second_weight @ first.bias.float()
     if second.bias is not None:
         bias = bias + second.bias.float()
-    dtype = first.weight.dtype
-    return weight[:, :, None, None].to(dtype), bias.to(dtype)
+    return weight[:, :, None, None], bias
 
 
 def _is_plain_pointwise(conv: nn.Module) -> bool:

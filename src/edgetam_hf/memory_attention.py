@@ -102,10 +102,17 @@ class MemoryAttentionFeedForward(nn.Module):
         self.down_proj = nn.Linear(config.memory_attention_mlp_hidden_size, config.memory_attention_hidden_size)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        hidden_states = self.up_proj(hidden_states)  # (batch, tokens, 2048): the step's largest tensor
-        # In place in inference: no second tensor of that size (96 MiB for 3 objects), which set
-        # the tracked frame's peak memory.
-        hidden_states = activate(self.activation, hidden_states, in_place=overwrites_activations(self))
+        """(batch, tokens, hidden) -> the same. In eager inference one object's row at a time: the
+        (batch, tokens, 2048) hidden layer is a tracked frame's largest tensor (96 MiB for 3
+        objects) and set its peak memory; each row then computes as it would tracked alone."""
+        if overwrites_activations(self) and hidden_states.shape[0] > 1:
+            return torch.cat([self._feed_forward(row, in_place=True) for row in hidden_states.split(1)])
+        return self._feed_forward(hidden_states, in_place=overwrites_activations(self))
+
+    def _feed_forward(self, hidden_states: torch.Tensor, in_place: bool) -> torch.Tensor:
+        hidden_states = self.up_proj(hidden_states)  # (batch, tokens, 2048)
+        # In place in inference: no second tensor of that size.
+        hidden_states = activate(self.activation, hidden_states, in_place)
         return self.down_proj(self.dropout(hidden_states))
 
 

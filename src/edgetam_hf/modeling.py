@@ -185,8 +185,9 @@ def _project(maps: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> to
     """A composed high-resolution projection: a matrix product on channels-first float32 maps in
     eager runs (see `pointwise_conv`), else the conv (channels-last reduced-precision maps,
     autocast, torch.export / compile traces)."""
+    weight, bias = weight.to(maps.dtype), bias.to(maps.dtype)  # composed in float32
     eager = not autocast_enabled() and not torch.compiler.is_compiling()
-    if eager and maps.is_contiguous() and maps.dtype == weight.dtype == torch.float32:
+    if eager and maps.is_contiguous() and maps.dtype == torch.float32:
         return pointwise_conv(maps, weight, bias)
     return F.conv2d(maps, weight, bias)
 
