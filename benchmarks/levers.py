@@ -196,7 +196,7 @@ def _row(lever, acts_on, without, with_, ratio=None):
 
 def _unfolded(trunk, pixels):
     """The trunk with its conv-norms and token mixers run branch by branch (as before folding)."""
-    from edgetam_hf.vision_encoder import FoldedForInference
+    from edgetam_hf.repvit import FoldedForInference
 
     with _patched(FoldedForInference, "_use_folded", lambda self, dtype: False):
         return trunk(pixels)
@@ -204,10 +204,10 @@ def _unfolded(trunk, pixels):
 
 def _out_of_place(call):
     """`call()` with every module computing out of place (as before activations were overwritten)."""
-    from edgetam_hf import layers, mask_decoder, memory_attention, memory_encoder, vision_encoder
+    from edgetam_hf import layers, mask_decoder, memory_attention, memory_encoder, repvit
 
     with contextlib.ExitStack() as stack:
-        for module in (layers, mask_decoder, memory_attention, memory_encoder, vision_encoder):
+        for module in (layers, mask_decoder, memory_attention, memory_encoder, repvit):
             stack.enter_context(_patched(module, "overwrites_activations", lambda _module: False))
         return call()
 
@@ -219,7 +219,7 @@ def _separate_projections(model, pixels):
 
 
 def _depthwise_pointwise_as_conv(trunk, pixels):
-    from edgetam_hf.vision_encoder import RepVitConvNorm
+    from edgetam_hf.repvit import RepVitConvNorm
 
     convolve = RepVitConvNorm._convolve
 
@@ -232,12 +232,12 @@ def _depthwise_pointwise_as_conv(trunk, pixels):
 
 def _pointwise_as_conv(model, pixels):
     """Frame features with every 1x1 conv run by oneDNN (as before the matrix products)."""
-    from edgetam_hf import modeling, vision_encoder
+    from edgetam_hf import modeling, repvit
 
     def conv(maps, weight, bias=None):
         return torch.nn.functional.conv2d(maps, weight.view(weight.shape[0], -1, 1, 1), bias)
 
-    with _patched(modeling, "pointwise_conv", conv), _patched(vision_encoder, "pointwise_conv", conv):
+    with _patched(modeling, "pointwise_conv", conv), _patched(repvit, "pointwise_conv", conv):
         return model.get_frame_features(pixels)
 
 

@@ -12,16 +12,16 @@ from _image_tiny import tiny_config, tiny_image_model
 from _tolerance import assert_same_float32, assert_same_logits
 from _video_tiny import object_centre, tiny_model, tiny_processor, video_frames
 from _video_tiny import single_thread  # noqa: F401  (fixture)
-from edgetam_hf import EdgeTamModel, layers, mask_decoder, memory_attention, memory_encoder, vision_encoder
+from edgetam_hf import EdgeTamModel, layers, mask_decoder, memory_attention, memory_encoder, repvit
 from edgetam_hf.layers import compose_pointwise_convs, overwrites_activations, pointwise_conv
-from edgetam_hf.vision_encoder import RepVitConvNorm
+from edgetam_hf.repvit import RepVitConvNorm
 
 
 @contextlib.contextmanager
 def out_of_place(monkeypatch):
     """Every module computing out of place, as with gradients on (but without autograd)."""
     with monkeypatch.context() as patch:
-        for module in (layers, mask_decoder, memory_attention, memory_encoder, vision_encoder):
+        for module in (layers, mask_decoder, memory_attention, memory_encoder, repvit):
             patch.setattr(module, "overwrites_activations", lambda _module: False)
         yield
 

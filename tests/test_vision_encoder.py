@@ -11,7 +11,8 @@ from torch import nn
 
 from edgetam_hf.configuration import EdgeTamVisionConfig
 from edgetam_hf.position_encoding import SinePositionEncoding
-from edgetam_hf.vision_encoder import EdgeTamVisionEncoder, FoldedForInference, RepVitConvNorm, RepVitTokenMixer
+from edgetam_hf.repvit import FoldedForInference, RepVitConvNorm, RepVitTokenMixer
+from edgetam_hf.vision_encoder import EdgeTamVisionEncoder
 from _tolerance import assert_same_float32
 
 TINY_CONFIG = dict(backbone_embed_dims=[8, 16, 24, 32], backbone_depths=[1, 1, 3, 1], fpn_hidden_size=16)

@@ -91,7 +91,7 @@ def activate(activation: nn.Module, hidden_states: torch.Tensor, in_place: bool)
 def batch_norm(norm: nn.BatchNorm2d, maps: torch.Tensor, in_place: bool) -> torch.Tensor:
     """`norm(maps)`, written over `maps` when `in_place` and `norm` is in eval mode (the kernel
     `norm` itself runs, so the same values)."""
-    if not in_place or norm.training or norm.running_mean is None:
+    if not in_place or norm.training or norm.running_mean is None or maps.dtype != norm.weight.dtype:
         return norm(maps)
     no_statistics = maps.new_empty(0)
     torch.ops.aten.native_batch_norm.out(
