@@ -273,6 +273,10 @@ def frame_breakdown(base_model, mode: str, num_objects: int, options) -> dict | 
     model = base_model.to(dtype)
     try:
         if mode == "compiled":
+            # One graph per memory length until the memory is full (dynamo's default allows 8),
+            # counted afresh for each number of objects.
+            torch._dynamo.reset()
+            torch._dynamo.config.recompile_limit = _frames_to_full_memory(model.config) + 1
             model.memory_attention.forward = torch.compile(model.memory_attention.forward, dynamic=False)
         processor = EdgeTamVideoProcessor()
         video = torch.randn(options.frames, 3, 1024, 1024, generator=torch.Generator().manual_seed(1))
@@ -296,7 +300,11 @@ def frame_breakdown(base_model, mode: str, num_objects: int, options) -> dict | 
                 method = "_frame_features" if name == "frame_features" else "forward"
                 stack.enter_context(_timing_forward(module, name, times, method))
             frames = model.propagate_in_video_iterator(session)
-            next(frames), next(frames)  # the prompted frame, one warm-up frame
+            # The prompted frame, then one warm-up frame; compiled, every frame until the memory
+            # (spatial memories and object pointers) is full, as each new length compiles anew.
+            warm_up_frames = _frames_to_full_memory(model.config) if mode == "compiled" else 1
+            for _ in range(1 + warm_up_frames):
+                next(frames)
             times.clear()
             start, count = time.perf_counter(), 0
             for _ in frames:
@@ -314,6 +322,12 @@ def frame_breakdown(base_model, mode: str, num_objects: int, options) -> dict | 
         if mode == "compiled":
             del model.memory_attention.forward
         base_model.to(torch.float32)
+
+
+def _frames_to_full_memory(config) -> int:
+    """Tracked frames after the prompted one until every frame reads as many memories and object
+    pointers as it ever will."""
+    return max(config.num_maskmem, config.max_object_pointers_in_encoder) + 1
 
 
 @contextlib.contextmanager
