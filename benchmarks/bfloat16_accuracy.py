@@ -112,7 +112,9 @@ def print_trained_tiny_accuracy(num_clips: int) -> None:
     from edgetam_hf.training.shapes import render_shapes_clip
     from edgetam_hf.video_processing import EdgeTamVideoProcessor
 
-    folder = Path(__file__).resolve().parents[1] / "src" / "edgetam_hf" / "tiny_video_model"
+    import edgetam_hf
+
+    folder = Path(edgetam_hf.__file__).parent / "tiny_video_model"  # in the source tree, not the wheel
     model = EdgeTamVideoModel.from_pretrained(str(folder)).eval()
     processor = EdgeTamVideoProcessor(target_size=model.config.image_size)
     rng = np.random.default_rng(2026)
@@ -141,10 +143,7 @@ def _track_with_boxes(model, processor, frames, boxes, dtype: torch.dtype) -> to
     obj_ids = list(range(1, len(boxes) + 1))
     processor.add_inputs_to_inference_session(session, 0, obj_ids, input_boxes=[boxes])
     with torch.no_grad():
-        model(session, frame_idx=0)
-        low_res = [output.pred_masks for output in model.propagate_in_video_iterator(session)]
-    size = [[session.video_height, session.video_width]]
-    return torch.stack([processor.post_process_masks([masks], size, binarize=False)[0] for masks in low_res]).float()
+        return _video_resolution_logits(model, processor, session)
 
 
 def track_clip(model, frames: str, dtype: torch.dtype, memory_dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
@@ -155,6 +154,12 @@ def track_clip(model, frames: str, dtype: torch.dtype, memory_dtype: torch.dtype
     processor = EdgeTamVideoProcessor()
     session = processor.init_video_session(frames, dtype=dtype, memory_dtype=memory_dtype)
     processor.add_inputs_to_inference_session(session, 0, [1, 2, 3], input_points=CLICKS, input_labels=[[[1]] * 3])
+    return _video_resolution_logits(model, processor, session)
+
+
+def _video_resolution_logits(model, processor, session) -> torch.Tensor:
+    """Tracks the session's prompted objects over the clip -> (frames, objects, 1, H, W) float32
+    mask logits at video resolution."""
     model(session, frame_idx=0)
     low_res = [output.pred_masks for output in model.propagate_in_video_iterator(session)]
     size = [[session.video_height, session.video_width]]

@@ -234,9 +234,7 @@ def _pointwise_as_conv(model, pixels):
     """Frame features with every 1x1 conv run by oneDNN (as before the matrix products)."""
     from edgetam_hf import modeling, repvit
 
-    def conv(maps, weight, bias=None):
-        return torch.nn.functional.conv2d(maps, weight.view(weight.shape[0], -1, 1, 1), bias)
-
+    conv = torch.nn.functional.conv2d
     with _patched(modeling, "pointwise_conv", conv), _patched(repvit, "pointwise_conv", conv):
         return model.get_frame_features(pixels)
 

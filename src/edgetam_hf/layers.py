@@ -56,16 +56,15 @@ def overwrites_activations(module: nn.Module) -> bool:
     op, which at the trunk's 256x256 maps (12-25 MiB) glibc maps and page-faults afresh on every
     frame. Not while torch.compile / torch.export trace (they take out-of-place graphs), nor under
     autocast, whose per-op dtypes an in-place op would not follow."""
-    return (
-        not module.training
-        and not torch.is_grad_enabled()
-        and not torch.compiler.is_compiling()
-        and not autocast_enabled()
-    )
+    return not module.training and not torch.is_grad_enabled() and plain_eager()
 
 
-def autocast_enabled() -> bool:
-    return torch.is_autocast_enabled("cpu") or torch.is_autocast_enabled("cuda")
+def plain_eager() -> bool:
+    """Neither under autocast (which picks each op's dtype) nor inside a torch.compile /
+    torch.export trace (which takes the plain graph): where the eager shortcuts of this module
+    may replace an op by another computing the same values."""
+    autocast = torch.is_autocast_enabled("cpu") or torch.is_autocast_enabled("cuda")
+    return not autocast and not torch.compiler.is_compiling()
 
 
 def add_residual(module: nn.Module, branch: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
@@ -111,13 +110,17 @@ def batch_norm(norm: nn.BatchNorm2d, maps: torch.Tensor, in_place: bool) -> torc
 
 
 def pointwise_conv(maps: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """A 1x1 conv (stride 1, no groups) of channels-first contiguous `maps` (batch, in, H, W) by
-    `weight` (out, in, 1, 1), as the matrix product it is.
+    """A 1x1 conv (stride 1, no groups) of `maps` (batch, in, H, W) by `weight` (out, in, 1, 1):
+    on channels-first contiguous maps in eager runs, as the matrix product it is; else the conv
+    (channels-last maps; autocast, which picks the conv's dtype; torch.export / compile traces,
+    which keep the plain conv graph).
 
     oneDNN reorders channels-first maps to its blocked layout and back, through two fresh buffers
     the size of its input and output (37 MiB for a 48 -> 96 conv at 256x256), which the C
     allocator maps and page-faults afresh on every frame; BLAS reads the maps as they are. The sum
     over the channels may round differently (~1e-7 relative)."""
+    if not maps.is_contiguous() or not plain_eager():
+        return F.conv2d(maps, weight, bias)
     batch_size, channels, height, width = maps.shape
     out_channels = weight.shape[0]
     weight = weight.view(out_channels, channels)
@@ -141,9 +144,9 @@ def compose_pointwise_convs(first: nn.Conv2d, second: nn.Conv2d) -> tuple[torch.
     weight = second_weight @ first.weight.flatten(1).float()  # (out, in)
     bias = torch.zeros(second.out_channels, device=weight.device)
     if first.bias is not None:
-        bias = second_weight @ first.bias.float()
+        bias += second_weight @ first.bias.float()
     if second.bias is not None:
-        bias = bias + second.bias.float()
+        bias += second.bias.float()
     return weight[:, :, None, None], bias
 
 

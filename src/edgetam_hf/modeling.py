@@ -6,13 +6,12 @@ import os
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 
 from .configuration import EdgeTamConfig
-from .layers import autocast_enabled, compose_pointwise_convs, pointwise_conv
+from .layers import compose_pointwise_convs, pointwise_conv
 from .mask_decoder import EdgeTamMaskDecoder, EdgeTamMaskDecoderOutput
 from .outputs import EdgeTamImageSegmentationOutput
 from .position_encoding import RandomFourierPositionEncoding
@@ -100,8 +99,10 @@ class EdgeTamPreTrainedModel(WritesItsOwnAutoMap, PreTrainedModel):
             return FrameFeatures(tuple(high_resolution), fpn_features[-1], fpn_positions[-1])
         trunk_features = self.vision_encoder.backbone(pixel_values)
         vision_features, vision_position = self.vision_encoder.neck.lowest_kept_level(trunk_features)
+        # Composed in float32: cast to the maps' dtype.
         high_resolution = tuple(
-            _project(maps, weight, bias) for maps, (weight, bias) in zip(trunk_features, projections)
+            pointwise_conv(maps, weight.to(maps.dtype), bias.to(maps.dtype))
+            for maps, (weight, bias) in zip(trunk_features, projections)
         )
         return FrameFeatures(high_resolution, vision_features, vision_position)
 
@@ -179,17 +180,6 @@ class EdgeTamPreTrainedModel(WritesItsOwnAutoMap, PreTrainedModel):
             init.normal_(module.positional_embedding, std=module.scale)
         elif isinstance(module, EdgeTamPreTrainedModel):
             init.trunc_normal_(module.no_memory_embedding, std=0.02)
-
-
-def _project(maps: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """A composed high-resolution projection: a matrix product on channels-first float32 maps in
-    eager runs (see `pointwise_conv`), else the conv (channels-last reduced-precision maps,
-    autocast, torch.export / compile traces)."""
-    weight, bias = weight.to(maps.dtype), bias.to(maps.dtype)  # composed in float32
-    eager = not autocast_enabled() and not torch.compiler.is_compiling()
-    if eager and maps.is_contiguous() and maps.dtype == torch.float32:
-        return pointwise_conv(maps, weight, bias)
-    return F.conv2d(maps, weight, bias)
 
 
 class EdgeTamModel(EdgeTamPreTrainedModel):

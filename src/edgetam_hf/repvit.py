@@ -15,10 +15,10 @@ from .layers import (
     ChangeAwareModule,
     activate,
     add_residual,
-    autocast_enabled,
     batch_norm,
     channels_last_in_inference,
     overwrites_activations,
+    plain_eager,
     pointwise_conv,
 )
 
@@ -96,16 +96,14 @@ class RepVitConvNorm(FoldedForInference):
 
     def _convolve(self, hidden_states: torch.Tensor) -> torch.Tensor:
         conv = self.c
-        # In eager runs only: under autocast the conv stays for the dtype autocast gives it, and
-        # traces (torch.export, torch.compile) keep the plain conv graph.
-        if conv.kernel_size != (1, 1) or conv.stride != (1, 1) or autocast_enabled() or torch.compiler.is_compiling():
-            return conv(hidden_states)
-        if conv.groups == conv.in_channels == conv.out_channels:
+        pointwise = conv.kernel_size == conv.stride == (1, 1)
+        if pointwise and conv.groups == 1:
+            return pointwise_conv(hidden_states, conv.weight)
+        depthwise = conv.groups == conv.in_channels == conv.out_channels
+        if pointwise and depthwise and plain_eager():
             # A depthwise 1x1 conv (the token mixer's second branch) scales each channel: one
             # product per output, so the same values as the conv, at a fraction of its time.
             return hidden_states * conv.weight.view(1, -1, 1, 1)
-        if conv.groups == 1 and hidden_states.is_contiguous():
-            return pointwise_conv(hidden_states, conv.weight)
         return conv(hidden_states)
 
     @torch.no_grad()
