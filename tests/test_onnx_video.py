@@ -405,3 +405,12 @@ def test_bad_tracker_arguments_are_named(export_folder):
     stream.add_frame(first)
     with pytest.raises(ValueError, match=r"frame has size \(\d+, \d+\) \(height, width\); the video's frames are"):
         stream.add_frame(first[:-2])
+    # A stream keeps the newest frame and its prompted frames: frame 0, never prompted, is dropped
+    # (its pixels once a later frame is tracked; its features, with one frame's cached, then too).
+    stream = OnnxVideoTracker(export_folder, memory_dtype="float32", max_cached_features=1)
+    stream.add_frame(first)
+    stream.add_frame(np.asarray(video_frames()[1]))
+    stream.add_prompt(1, 1, points=[object_centre(1, 1)])
+    stream.track(1)
+    with pytest.raises(ValueError, match="frame 0 of the stream is no longer kept"):
+        stream.add_prompt(0, 1, points=[object_centre(1, 0)])
