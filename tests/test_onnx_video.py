@@ -191,15 +191,16 @@ def test_streamed_frames_in_bounded_memory_give_the_same_masks(model, export_fol
     whole = OnnxVideoTracker(export_folder, clip, memory_dtype="float32")
     whole.add_prompt(0, 1, points=[object_centre(1, 0)])
     expected = list(whole.propagate())
-    window = max(model.config.num_maskmem, model.config.max_object_pointers_in_encoder)
-    streamed = OnnxVideoTracker(export_folder, memory_dtype="float32", max_stored_frames=window)
+    streamed = OnnxVideoTracker(export_folder, memory_dtype="float32", max_stored_frames=whole.memory_window)
+    window = streamed.memory_window
     outputs = []
     for frame_idx, frame in enumerate(clip):
         assert streamed.add_frame(frame) == frame_idx
         if frame_idx == 0:
             streamed.add_prompt(0, 1, points=[object_centre(1, 0)])
         outputs.append(streamed.track(frame_idx))
-        assert all(len(tracked.results[False]) <= window + 1 for tracked in streamed._objects)
+        # the newest frame, the window behind it and the window after the prompted frame
+        assert all(len(tracked.results.tracked) <= 2 * window + 1 for tracked in streamed._state.objects.values())
         assert streamed._frames.num_stored_frames <= 2  # the newest frame and the prompted one
     assert streamed._frames.num_cached_features == 1
     assert len(outputs) == len(expected) == len(clip)
@@ -414,3 +415,36 @@ def test_bad_tracker_arguments_are_named(export_folder):
     stream.track(1)
     with pytest.raises(ValueError, match="frame 0 of the stream is no longer kept"):
         stream.add_prompt(0, 1, points=[object_centre(1, 0)])
+
+
+def _clip_forth_and_back(num_frames: int) -> list:
+    """The tiny clip played forth and back (0 1 2 3 4 3 2 1 0 1 ...) to `num_frames` frames."""
+    frames = video_frames()
+    cycle = list(range(len(frames))) + list(range(len(frames) - 2, 0, -1))
+    return [frames[cycle[t % len(cycle)]] for t in range(num_frames)]
+
+
+def test_bounded_tracker_backward_from_a_middle_prompt_equals_the_pytorch_session(model, export_folder):
+    """A bounded tracker keeps the frames next to a prompted frame: tracked forward from frame 20
+    of 40, then backward from 20, frames 19 to 0 read the memories of 21 to 23 again."""
+    from edgetam_hf.onnx import OnnxVideoTracker
+
+    clip, middle = _clip_forth_and_back(40), 20
+    point = object_centre(1, middle % 8 if middle % 8 < NUM_FRAMES else 8 - middle % 8)
+    processor = tiny_processor()
+    session = processor.init_video_session(video=clip, memory_dtype=torch.float32)
+    processor.add_inputs_to_inference_session(session, middle, 1, input_points=[[[point]]], input_labels=[[[1]]])
+    with torch.no_grad():
+        expected = [model(session, frame_idx=middle)]
+        expected += list(model.propagate_in_video_iterator(session))
+        expected += list(model.propagate_in_video_iterator(session, start_frame_idx=middle, reverse=True))
+    tracker = OnnxVideoTracker(export_folder, clip, memory_dtype="float32", max_stored_frames=16)
+    ours = [tracker.add_prompt(middle, 1, points=[point])]
+    ours += list(tracker.propagate())
+    ours += list(tracker.propagate(start_frame_idx=middle, reverse=True))
+    for mine, reference in zip(ours, expected, strict=True):
+        assert mine.frame_idx == reference.frame_idx
+        reference_logits = reference.pred_masks.numpy()
+        tolerance = LOGIT_ABSOLUTE + RELATIVE_TO_LARGEST * np.abs(reference_logits).max()
+        difference = np.abs(mine.mask_logits - reference_logits).max()
+        assert difference <= tolerance, f"frame {mine.frame_idx}: logits differ by {difference / tolerance:.1f} tolerances"

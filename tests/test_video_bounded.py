@@ -6,7 +6,7 @@ import pytest
 from _tolerance import assert_same_logits
 from _video_tiny import VIDEO_HEIGHT, VIDEO_WIDTH, object_centre, video_frames
 from _video_tiny import model, processor, single_thread  # noqa: F401  (fixtures)
-from edgetam_hf.video.memory_bank import memory_window
+from edgetam_hf.tracking.rules import TrackingRules
 
 NUM_STREAMED = 40
 
@@ -37,7 +37,7 @@ def _stored_counts(session) -> tuple[int, int, int]:
 
 
 def test_streaming_keeps_a_bounded_number_of_frames_and_memories(model, processor):
-    window = memory_window(model.config)
+    window = TrackingRules.read(model.config).memory_window
     counts = []
     for session, output in _stream(model, processor, bounded=True):
         counts.append(_stored_counts(session))

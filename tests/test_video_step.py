@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from _video_tiny import model, object_centre, processor, single_thread, tiny_model, video_frames  # noqa: F401
-from edgetam_hf.video.memory_bank import gather_memory_slots, memory_plan
+from edgetam_hf.tracking.rules import TrackingRules, memory_plan
+from edgetam_hf.video.memory_bank import gather_memory_slots
 from edgetam_hf.video.step import track_step
 from edgetam_hf.video.types import MemorySlots
 
@@ -26,8 +27,9 @@ def _tracked_session(model, processor, num_frames_tracked=3):
 
 def _step_inputs(model, session, frame_idx):
     objects = list(session.objects.values())
-    plan = memory_plan(model.config, objects[0].results, frame_idx, False, session.num_frames)
-    return session.frame_features(model, frame_idx), gather_memory_slots(session, objects, plan)
+    plan = memory_plan(TrackingRules.read(model.config), objects[0].results, frame_idx, False, session.num_frames)
+    stored = [[tracked.results.of_kind(entry.is_conditioning)[entry.frame_idx] for entry in plan.entries] for tracked in objects]
+    return session.frame_features(model, frame_idx), gather_memory_slots(plan, stored, session.inference_device)
 
 
 def _padded(slots: MemorySlots, extra_memories: int, extra_pointers: int) -> MemorySlots:

@@ -23,7 +23,7 @@ from .outputs import EdgeTamVideoSegmentationOutput
 from .perceiver import EdgeTamPerceiverResampler
 from .prompt_encoder import LABEL_PADDING
 from .video import propagation
-from .video.session import NO_OBJECT_SCORE
+from .tracking.records import NO_OBJECT_SCORE
 from .video.types import EncodedMemory, FrameFeatures, FramePrediction, MemoryContext
 
 # Numbers the states of every video model's weights and settings (see `EdgeTamVideoModel.state_revision`).

@@ -26,7 +26,7 @@ from .conventions import BOX_CORNER_LABELS
 from .image_processing import IMAGENET_MEAN, IMAGENET_STD, as_size_list
 from .processing import EdgeTamProcessor
 from .video.frame_source import FolderFrames, FrameReader, LazyFrames, open_frames
-from .video.records import PointPrompt
+from .tracking.records import PointPrompt
 from .video.session import EdgeTamVideoInferenceSession
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..modeling import EdgeTamModel
-from ..video.session import NO_OBJECT_SCORE
+from ..tracking.records import NO_OBJECT_SCORE
 from ..video.step import memory_context
 from ..video.types import FrameFeatures, MemorySlots
 

@@ -7,10 +7,11 @@ later, encodes them again), as the PyTorch streaming session keeps them. Feature
 the most recently used frames only.
 """
 
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 import numpy as np
+
+from ..tracking.feature_cache import FeatureCache
 
 # (high_res_feat_s0, high_res_feat_s1, vision_features) of one frame, batch 1.
 FrameFeatures = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -27,8 +28,6 @@ class OnnxVideoFrames:
     """
 
     def __init__(self, frames, encode: Callable[[object], FrameFeatures], max_cached_features: int, video_size=None):
-        if isinstance(max_cached_features, bool) or not isinstance(max_cached_features, int) or max_cached_features < 1:
-            raise ValueError(f"max_cached_features must be a positive int, got {max_cached_features!r}")
         self.is_streaming = frames is None
         self._frames = frames if frames is None or hasattr(frames, "__getitem__") else list(frames)
         self._streamed: dict[int, object] = {}  # a stream's frames still kept, by index
@@ -37,8 +36,7 @@ class OnnxVideoFrames:
         if self.video_size is None and self.num_frames:
             self.video_size = frame_size(self._frames[0])
         self._encode = encode
-        self.max_cached_features = max_cached_features
-        self._features: OrderedDict[int, FrameFeatures] = OrderedDict()
+        self._features = FeatureCache(max_cached_features, name="max_cached_features")
 
     def add(self, frame) -> int:
         """Appends a streamed frame and computes its features now; returns its index."""
@@ -51,27 +49,23 @@ class OnnxVideoFrames:
         frame_idx = self.num_frames
         self._streamed[frame_idx] = frame
         self.num_frames += 1
-        self._cache(frame_idx, self._encode(frame))
+        self._features.put(frame_idx, self._encode(frame))
         return frame_idx
 
     def features(self, frame_idx: int) -> FrameFeatures:
         """The frame's features, from the cache or computed (and cached)."""
-        features = self._features.get(frame_idx)
-        if features is not None:
-            self._features.move_to_end(frame_idx)
-            return features
-        if self.is_streaming:
-            frame = self._streamed.get(frame_idx)
-            if frame is None:
-                raise ValueError(
-                    f"frame {frame_idx} of the stream is no longer kept: a stream keeps its newest frame and its "
-                    "prompted frames, so only those can be prompted"
-                )
-        else:
-            frame = self._frames[frame_idx]
-        features = self._encode(frame)
-        self._cache(frame_idx, features)
-        return features
+        return self._features.get(frame_idx, lambda: self._encode(self._frame(frame_idx)))
+
+    def _frame(self, frame_idx: int):
+        if not self.is_streaming:
+            return self._frames[frame_idx]
+        frame = self._streamed.get(frame_idx)
+        if frame is None:
+            raise ValueError(
+                f"frame {frame_idx} of the stream is no longer kept: a stream keeps its newest frame and its "
+                "prompted frames, so only those can be prompted"
+            )
+        return frame
 
     def forget_streamed_before(self, frame_idx: int, needed: Iterable[int]) -> None:
         """A stream drops the pixels of the frames before `frame_idx` that are not `needed`."""
@@ -87,11 +81,6 @@ class OnnxVideoFrames:
     def num_stored_frames(self) -> int:
         """A stream's frames whose pixels are kept (a sequence is read when needed: 0)."""
         return len(self._streamed)
-
-    def _cache(self, frame_idx: int, features: FrameFeatures) -> None:
-        self._features[frame_idx] = features
-        while len(self._features) > self.max_cached_features:
-            self._features.popitem(last=False)
 
 
 def frame_size(frame) -> tuple[int, int]:

@@ -7,7 +7,7 @@ import numpy as np
 from ..conventions import LABEL_PADDING as PADDING_LABEL
 from .image_ops import mask_prompt_at_model_size
 from .prompts import prompt_tokens
-from .video_state import PointPrompt, TrackedObject
+from ..tracking.records import PointPrompt, TrackedObject
 
 
 def check_prompt(obj_id, points, box, mask, clear_old_inputs: bool, earlier: TrackedObject | None, frame_idx: int) -> None:

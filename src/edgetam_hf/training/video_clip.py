@@ -6,8 +6,8 @@ spatial perceiver, memory attention, object pointers. Each frame's prediction ge
 losses of `edgetam_hf.losses` (focal x20, Dice x1, for objects present on that frame) and the
 object-score BCE against "present on that frame" (the occlusion loss).
 
-Built from the model's public methods and the inference code's own memory selection
-(`video.memory_bank.memory_plan`) and layout (`video.step.memory_context`), so that training
+Built from the model's public methods and the tracker's own memory selection
+(`tracking.rules.memory_plan`) and layout (`video.step.memory_context`), so that training
 reads the same memories as tracking (inference runs those methods under `torch.no_grad()`;
 here they keep their gradients).
 
@@ -23,11 +23,11 @@ import torch.nn.functional as F
 
 from ..losses import LossWeights, dice_loss, sigmoid_focal_loss
 from ..modeling_video import EdgeTamVideoModel
-from ..video.memory_bank import memory_plan
-from ..video.propagation import _use_multimask
-from ..video.records import FrameResult, FrameResults
+from ..tracking.records import FrameResult, FrameResults
+from ..tracking.rules import TrackingRules, memory_plan
+from ..video.memory_bank import gather_memory_slots
 from ..video.step import memory_context
-from ..video.types import FramePrediction, MemorySlots
+from ..video.types import FramePrediction
 
 
 class ClipLoss(NamedTuple):
@@ -58,18 +58,21 @@ def clip_loss(
     """
     _check_clip(model, pixel_values, labels, input_points, input_labels)
     num_frames = pixel_values.shape[0]
+    rules = TrackingRules.read(model.config)
     results = FrameResults()  # one FrameResult per frame, holding every object's rows
     memory_position = None
     terms = []
     for frame_idx in range(num_frames):
         features = model.get_frame_features(pixel_values[frame_idx : frame_idx + 1])
         if frame_idx == 0:
-            multimask = _use_multimask(model.config, True, input_points.shape[1])
+            multimask = rules.use_multimask(True, input_points.shape[1])
             prediction = model.predict_from_prompts(features, None, input_points, input_labels, None, multimask)
         else:
-            slots = _memory_slots(model.config, results, frame_idx, num_frames)
+            plan = memory_plan(rules, results, frame_idx, False, num_frames)
+            stored = [[results.of_kind(entry.is_conditioning)[entry.frame_idx] for entry in plan.entries]]
+            slots = gather_memory_slots(plan, stored, pixel_values.device)
             memory = memory_context(model, slots, memory_position, num_frames)
-            prediction = model.predict_from_prompts(features, memory, None, None, None, _use_multimask(model.config, False, 0))
+            prediction = model.predict_from_prompts(features, memory, None, None, None, rules.use_multimask(False, 0))
         terms.append(_frame_terms(prediction, labels[frame_idx]))
         # Prompted frames enter the memory binarised, tracked frames as predicted (as in inference).
         memory_entry = model.encode_memory(
@@ -83,22 +86,6 @@ def clip_loss(
     focal, dice, object_score = (torch.stack(term) for term in zip(*terms))
     total = (weights.focal * focal + weights.dice * dice + weights.object_score * object_score).sum()
     return ClipLoss(total, focal, dice, object_score)
-
-
-def _memory_slots(config, results: FrameResults, frame_idx: int, num_frames: int) -> MemorySlots:
-    """The memories tracking reads on `frame_idx` (`memory_plan`), stacked with their gradients."""
-    plan = memory_plan(config, results, frame_idx, False, num_frames)
-    stored = [results.of_kind(entry.is_conditioning)[entry.frame_idx] for entry in plan.spatial]
-    pointers = [results.of_kind(entry.is_conditioning)[entry.frame_idx].object_pointer for entry in plan.pointers]
-    device = stored[0].memory_tokens.device
-    return MemorySlots(
-        memory_tokens=torch.stack([result.memory_tokens for result in stored], dim=1),  # (B, S, 512, mem_dim)
-        memory_temporal_slot=torch.tensor([entry.position for entry in plan.spatial], device=device),
-        memory_valid=None,
-        object_pointers=torch.stack(pointers, dim=1),  # (B, P, hidden)
-        pointer_temporal_distance=torch.tensor([entry.position for entry in plan.pointers], dtype=torch.long, device=device),
-        pointer_valid=None,
-    )
 
 
 def _frame_terms(prediction: FramePrediction, truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

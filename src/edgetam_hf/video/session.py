@@ -6,20 +6,20 @@ kept per object (the original also keeps them packed per frame; the packed tenso
 per-object ones stacked, so nothing is lost), which lets objects join after tracking started.
 """
 
-from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 import torch
 
-from .frame_ranges import FrameRanges
-from .records import NO_OBJECT_SCORE, PendingPrompt, PointPrompt, TrackedObject  # noqa: F401  (NO_OBJECT_SCORE: the model imports it from here)
+from ..tracking.feature_cache import FeatureCache
+from ..tracking.state import TrackerState
 from .types import FrameFeatures
 
 if TYPE_CHECKING:
     from ..modeling_video import EdgeTamVideoModel
     from .frame_source import LazyFrames
 
-class EdgeTamVideoInferenceSession:
+
+class EdgeTamVideoInferenceSession(TrackerState):
     """The state of tracking objects through one video.
 
     A bounded session keeps only what a later frame can read (see `forget_frames_behind`): the
@@ -56,10 +56,8 @@ class EdgeTamVideoInferenceSession:
         memory_dtype: torch.dtype = torch.bfloat16,
         bounded: bool | None = None,
     ):
-        if not isinstance(max_vision_features_cache_size, int) or max_vision_features_cache_size < 1:
-            raise ValueError(
-                f"max_vision_features_cache_size must be a positive int, got {max_vision_features_cache_size!r}"
-            )
+        super().__init__(torch.cat, kind="session", unbounded_hint="start the session with bounded=False")
+        self._feature_cache = FeatureCache(max_vision_features_cache_size)
         if not isinstance(memory_dtype, torch.dtype) or not memory_dtype.is_floating_point:
             raise ValueError(f"memory_dtype must be a floating torch dtype such as torch.bfloat16, got {memory_dtype!r}")
         if bounded is not None and not isinstance(bounded, bool):
@@ -87,19 +85,8 @@ class EdgeTamVideoInferenceSession:
             self._video = video
         if self._video is not None:
             self._num_frames = len(self._video)
-        # Tracked frames whose results a bounded session has forgotten.
-        self.forgotten_frames = FrameRanges()
-        # Objects in the order they were first prompted: the original's object index.
-        self.objects: dict[int, TrackedObject] = {}
-        self.pending_prompts: list[PendingPrompt] = []
-        # Frames whose results come from prompts and are reused as they are by tracking
-        # (original: "consolidated_frame_inds"), by kind.
-        self.consolidated_conditioning_frames: set[int] = set()
-        self.consolidated_tracked_frames: set[int] = set()
-        self.tracking_started = False
         # The position encoding of a memory is the same for every frame and object: kept once.
         self.memory_position: torch.Tensor | None = None  # (1, 512, mem_dim)
-        self._feature_cache: OrderedDict[int, FrameFeatures] = OrderedDict()
 
     # ------------------------------------------------------------------ frames
 
@@ -173,94 +160,30 @@ class EdgeTamVideoInferenceSession:
             )
         raise ValueError(f"{name}={frame_idx} is outside the video: it has {self.num_frames} frames (0 to {self.num_frames - 1})")
 
-    def check_frame_kept(self, frame_idx: int, name: str = "frame_idx") -> None:
-        """Raises a ValueError naming `name` if a bounded session has forgotten the frame's results."""
-        if frame_idx in self.forgotten_frames:
-            raise ValueError(
-                f"{name}={frame_idx}: this bounded session has forgotten that frame's results (it keeps the "
-                "conditioning frames, the frames next to them and the last frames tracked), so it cannot be "
-                "corrected or tracked from again; start the session with bounded=False for corrections and "
-                "re-propagation over old frames"
-            )
-
-    def forget_frames_behind(self, frame_idx: int, reverse: bool, window: int) -> None:
-        """After tracking `frame_idx`, forgets in a bounded session the tracked frames that neither
-        the next frame nor a correction of this one reads: those more than `window` frames behind
-        it in the direction of tracking, except the conditioning frames and the frames within
-        `window` of one (tracking the other way from a conditioning frame reads those). A streaming
-        session also drops their pixels; a lazy video reads them again if needed."""
-        if not self.bounded:
-            return
-        conditioning = set(self.consolidated_conditioning_frames)
-        for tracked in self.objects.values():
-            conditioning.update(tracked.results.conditioning)
-        step = 1 if reverse else -1
-
-        def forgettable(t: int) -> bool:
-            behind = (t - frame_idx) * step > window
-            return behind and all(abs(t - c) > window for c in conditioning) and not self._has_pending_prompt(t)
-
-        stale = {t for tracked in self.objects.values() for t in tracked.results.tracked if forgettable(t)}
-        stale.update(t for tracked in self.objects.values() for t in tracked.tracked_frames if forgettable(t))
-        for t in stale:
-            for tracked in self.objects.values():
-                tracked.results.tracked.pop(t, None)
-                tracked.tracked_frames.pop(t, None)
-            self.consolidated_tracked_frames.discard(t)
-            self._feature_cache.pop(t, None)
-            self.forgotten_frames.add(t)
-        # A stream keeps the pixels of its newest frame (for a correction there) and of the
-        # conditioning frames (objects joining later get placeholders on them).
-        for t in [t for t in self._streamed_frames if t < frame_idx and t not in conditioning]:
-            if not self._has_pending_prompt(t):
-                del self._streamed_frames[t]
-
-    def remember_frame(self, frame_idx: int) -> None:
-        """A frame tracked again holds results again."""
-        self.forgotten_frames.discard(frame_idx)
-
-    def _has_pending_prompt(self, frame_idx: int) -> bool:
-        return any(prompt.frame_idx == frame_idx for prompt in self.pending_prompts)
+    def frames_forgotten(self, frame_idx: int, frames: set[int]) -> None:
+        """After tracking `frame_idx` a bounded session drops the features of the frames whose
+        results it forgot, and a stream the pixels of the frames before it that no later call
+        encodes again (a lazy video reads them again if needed)."""
+        for t in frames:
+            self._feature_cache.discard(t)
+        needed = self.frames_needing_pixels()
+        for t in [t for t in self._streamed_frames if t < frame_idx and t not in needed]:
+            del self._streamed_frames[t]
 
     def frame_features(self, model: "EdgeTamVideoModel", frame_idx: int) -> FrameFeatures:
         """The frame's `FrameFeatures` (batch 1) on the inference device, computed once and cached
         for the `max_vision_features_cache_size` most recently used frames."""
-        features = self._feature_cache.get(frame_idx)
-        if features is None:
+
+        def compute() -> FrameFeatures:
             # A cache of inference results: no autograd graph kept with them, and the trunk may fold.
             with torch.no_grad():
-                features = model.get_frame_features(self.get_frame(frame_idx))
-            self._feature_cache[frame_idx] = features.to(self.inference_state_device)
-            while len(self._feature_cache) > self.max_vision_features_cache_size:
-                self._feature_cache.popitem(last=False)
-        else:
-            self._feature_cache.move_to_end(frame_idx)
-        return features.to(self.inference_device)
+                return model.get_frame_features(self.get_frame(frame_idx)).to(self.inference_state_device)
+
+        return self._feature_cache.get(frame_idx, compute).to(self.inference_device)
 
     @property
     def num_cached_frames(self) -> int:
         return len(self._feature_cache)
-
-    # ------------------------------------------------------------------ objects
-
-    @property
-    def obj_ids(self) -> list[int]:
-        return list(self.objects)
-
-    def get_object(self, obj_id, name: str = "obj_id") -> TrackedObject:
-        """The object with this id; a ValueError naming `name` if the session has none."""
-        tracked = self.objects.get(obj_id) if isinstance(obj_id, int) and not isinstance(obj_id, bool) else None
-        if tracked is None:
-            raise ValueError(f"{name}={obj_id!r} is not an object of this session; its objects are {self.obj_ids}")
-        return tracked
-
-    def get_or_add_object(self, obj_id) -> TrackedObject:
-        """The object with this id, created on first use (objects may join at any time)."""
-        if isinstance(obj_id, bool) or not isinstance(obj_id, int):
-            raise ValueError(f"obj_ids must be ints, got {obj_id!r}")
-        if obj_id not in self.objects:
-            self.objects[obj_id] = TrackedObject(obj_id)
-        return self.objects[obj_id]
 
     # ------------------------------------------------------------------ prompts
 
@@ -272,72 +195,12 @@ class EdgeTamVideoInferenceSession:
             )
         self.video_height, self.video_width = height, width
 
-    def add_point_prompt(self, obj_id: int, frame_idx: int, prompt: PointPrompt, append: bool = False) -> None:
-        """Queues an object's clicks on a frame for the model's next call; they replace its mask
-        prompt there, and its earlier clicks unless `append` (then they follow them)."""
-        self.check_frame_kept(frame_idx)
-        tracked = self.get_or_add_object(obj_id)
-        previous = tracked.point_prompts.get(frame_idx)
-        if append and previous is not None:
-            prompt = PointPrompt(
-                torch.cat([previous.coordinates, prompt.coordinates], dim=1),
-                torch.cat([previous.labels, prompt.labels], dim=1),
-            )
-        tracked.point_prompts[frame_idx] = prompt
-        tracked.mask_prompts.pop(frame_idx, None)
-        self.pending_prompts.append(PendingPrompt(obj_id, frame_idx, points=prompt))
-
-    def add_mask_prompt(self, obj_id: int, frame_idx: int, mask: torch.Tensor) -> None:
-        """Queues an object's (1, 1, 1024, 1024) binary mask on a frame; it replaces its clicks there."""
-        self.check_frame_kept(frame_idx)
-        tracked = self.get_or_add_object(obj_id)
-        tracked.mask_prompts[frame_idx] = mask
-        tracked.point_prompts.pop(frame_idx, None)
-        self.pending_prompts.append(PendingPrompt(obj_id, frame_idx, mask=mask))
-
-    def take_runnable_prompts(self) -> list[PendingPrompt]:
-        """Removes and returns the queued prompts whose frame has arrived, in the order given."""
-        runnable = [prompt for prompt in self.pending_prompts if prompt.frame_idx < self.num_frames]
-        self.pending_prompts = [prompt for prompt in self.pending_prompts if prompt.frame_idx >= self.num_frames]
-        return runnable
-
-    def clear_prompts(self, obj_id: int, frame_idx: int) -> None:
-        """Forgets an object's prompts on a frame, queued or already run (not the results they made)."""
-        tracked = self.get_object(obj_id)
-        tracked.point_prompts.pop(frame_idx, None)
-        tracked.mask_prompts.pop(frame_idx, None)
-        tracked.prompt_results.conditioning.pop(frame_idx, None)
-        tracked.prompt_results.tracked.pop(frame_idx, None)
-        self.pending_prompts = [
-            prompt for prompt in self.pending_prompts if (prompt.obj_id, prompt.frame_idx) != (obj_id, frame_idx)
-        ]
-
     def keep_memory_position(self, memory_position: torch.Tensor) -> None:
         """Keeps the first memory's (1, 512, mem_dim) position encoding: every memory has the same."""
         if self.memory_position is None:
             self.memory_position = memory_position[0:1].clone()
 
-    def remove_object_state(self, obj_id: int) -> None:
-        del self.objects[obj_id]
-        self.pending_prompts = [prompt for prompt in self.pending_prompts if prompt.obj_id != obj_id]
-
     # ------------------------------------------------------------------ resets
-
-    def clear_tracking_results(self) -> None:
-        """Forget every prompt and result but keep the objects (original: `_reset_tracking_results`)."""
-        for tracked in self.objects.values():
-            tracked.clear()
-        self.pending_prompts.clear()
-        self.consolidated_conditioning_frames.clear()
-        self.consolidated_tracked_frames.clear()
-        self.forgotten_frames.clear()
-        self.tracking_started = False
-
-    def reset_tracking_data(self) -> None:
-        """Forget every object, prompt and result; keep the frames and cached features
-        (original: `reset_state`)."""
-        self.clear_tracking_results()
-        self.objects.clear()
 
     def reset_inference_session(self) -> None:
         """`reset_tracking_data` and also drop the cached image features."""

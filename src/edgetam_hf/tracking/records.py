@@ -1,10 +1,11 @@
-"""What a session records per object: prompts, results by frame (split as the original splits
-them) and prompts waiting for the model's next call."""
+"""What a tracker records per object: prompts, results by frame (split as the original splits
+them) and prompts waiting to be run. Tensors are the backend's (torch or NumPy), opaque here."""
 
 import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
-import torch
+Tensor = Any  # a backend's tensor: torch.Tensor in the PyTorch session, np.ndarray in the ONNX tracker
 
 # The original's `NO_OBJ_SCORE`: mask logits of an object judged absent, and of placeholders.
 NO_OBJECT_SCORE = -1024.0
@@ -14,10 +15,15 @@ PLACEHOLDER_OBJECT_SCORE = 10.0
 
 @dataclass
 class PointPrompt:
-    """One object's clicks (and box corners) on one frame, as the model reads them."""
+    """One object's clicks (and box corners) on one frame, as the model reads them (without the
+    padding point)."""
 
-    coordinates: torch.Tensor  # (1, num_points, 2) float32 (x, y) in the 1024x1024 model input
-    labels: torch.Tensor  # (1, num_points) int32: 1 / 0 clicks, 2 / 3 box corners (box first)
+    coordinates: Tensor  # (1, num_points, 2) float32 (x, y) in the model's square input
+    labels: Tensor  # (1, num_points) integer: 1 / 0 clicks, 2 / 3 box corners (box first)
+
+    @property
+    def num_points(self) -> int:
+        return self.labels.shape[1]
 
 
 _result_serial_numbers = itertools.count()
@@ -31,10 +37,11 @@ class FrameResult:
     the `computed_from` key of the tracked results that read it.
     """
 
-    mask_logits: torch.Tensor  # (1, 1, 256, 256) float32 low-resolution logits, holes filled
-    object_pointer: torch.Tensor  # (1, hidden)
-    object_score_logits: torch.Tensor  # (1, 1)
-    memory_tokens: torch.Tensor | None = None  # (1, 512, mem_dim) in the session's memory dtype
+    # Shapes of the PyTorch session (the ONNX tracker drops the leading 1s).
+    mask_logits: Tensor  # (1, 1, 256, 256) float32 low-resolution logits, holes filled
+    object_pointer: Tensor  # (1, hidden)
+    object_score_logits: Tensor  # (1, 1)
+    memory_tokens: Tensor | None = None  # (1, 512, mem_dim) in the memory dtype
     computed_from: tuple | None = None  # for a tracked result: everything its computation read
     serial: int = field(default_factory=lambda: next(_result_serial_numbers))
 
@@ -65,7 +72,7 @@ class TrackedObject:
 
     obj_id: int
     point_prompts: dict[int, PointPrompt] = field(default_factory=dict)
-    mask_prompts: dict[int, torch.Tensor] = field(default_factory=dict)  # (1, 1, 1024, 1024) binary
+    mask_prompts: dict[int, Tensor] = field(default_factory=dict)  # (1, 1, 1024, 1024) binary
     # Results with their memory, used by later frames ("output_dict_per_obj").
     results: FrameResults = field(default_factory=FrameResults)
     # Results of prompts not yet merged into `results`, without memory ("temp_output_dict_per_obj").
@@ -75,6 +82,15 @@ class TrackedObject:
 
     def has_prompt(self, frame_idx: int) -> bool:
         return frame_idx in self.point_prompts or frame_idx in self.mask_prompts
+
+    @property
+    def prompted_frames(self) -> list[int]:
+        return sorted(set(self.point_prompts) | set(self.mask_prompts))
+
+    def latest(self, frame_idx: int, is_conditioning: bool) -> FrameResult | None:
+        """The frame's newest result: a prompt's result not yet consolidated, else the stored one."""
+        result = self.prompt_results.of_kind(is_conditioning).get(frame_idx)
+        return result if result is not None else self.results.find(frame_idx)
 
     def clear(self) -> None:
         self.point_prompts.clear()
@@ -86,9 +102,9 @@ class TrackedObject:
 
 @dataclass
 class PendingPrompt:
-    """A prompt added by the processor that the model's next call runs (one original `add_*` call)."""
+    """A prompt waiting for the tracker's next call on its frame (one original `add_*` call)."""
 
     obj_id: int
     frame_idx: int
     points: PointPrompt | None = None
-    mask: torch.Tensor | None = None  # (1, 1, 1024, 1024) binary
+    mask: Tensor | None = None  # (1, 1, 1024, 1024) binary
