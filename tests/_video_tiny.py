@@ -101,6 +101,21 @@ def model_folder(tmp_path_factory) -> Path:
     return folder
 
 
+# The released value, so that the ONNX tracker's NumPy hole filling is exercised.
+EXPORTED_FILL_HOLE_AREA = 8
+
+
+@pytest.fixture(scope="session")
+def tiny_video_export(tmp_path_factory) -> Path:
+    """The tiny video model (`fill_hole_area` 8) exported to ONNX once per test run (the slow
+    step), for every test module that runs the ONNX tracker."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from edgetam_hf.onnx.export import export_onnx
+
+    return export_onnx(tiny_model(fill_hole_area=EXPORTED_FILL_HOLE_AREA), tmp_path_factory.mktemp("exports") / "tiny-video-onnx")
+
+
 @functools.cache
 def _video_array() -> np.ndarray:
     """(NUM_FRAMES, 96, 128, 3) uint8: three coloured ellipses drifting over a shaded background."""
@@ -119,6 +134,18 @@ def _video_array() -> np.ndarray:
 
 def video_frames() -> list[np.ndarray]:
     return list(_video_array())
+
+
+def source_frame(t: int) -> int:
+    """The frame of the tiny clip shown at `t` in `long_clip` (0 1 2 3 4 3 2 1 0 1 ...)."""
+    cycle = 2 * (NUM_FRAMES - 1)
+    return min(t % cycle, cycle - t % cycle)
+
+
+def long_clip(num_frames: int) -> list[np.ndarray]:
+    """The tiny clip played forth and back to `num_frames` frames."""
+    frames = video_frames()
+    return [frames[source_frame(t)] for t in range(num_frames)]
 
 
 def object_centre(obj: int, frame: int) -> list[float]:

@@ -14,7 +14,7 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 # The tiers that follow from the fixtures a test needs (markers in pyproject.toml); tests that build
 # transformers' built-in EdgeTam as their reference carry @pytest.mark.parity themselves.
-_TIER_OF_FIXTURE = {"fixtures_dir": "parity", "media_dir": "integration", "fixture_export_folder": "integration"}
+_TIER_OF_FIXTURE = {"fixtures_dir": "parity", "media_dir": "integration", "fixture_export_folder": "parity"}
 
 
 def pytest_collection_modifyitems(items):
@@ -66,10 +66,15 @@ def oracle(fixtures_dir):
 
 
 @pytest.fixture(scope="session")
-def fixture_export_folder(fixtures_dir) -> Path:
-    """An `edgetam-hf export` of the fixture checkpoint made beforehand (exporting the full model
-    takes minutes): EDGETAM_ONNX_EXPORT; skips when unset."""
+def fixture_export_folder(fixtures_dir, tmp_path_factory) -> Path:
+    """An `edgetam-hf export` of the fixture checkpoint: EDGETAM_ONNX_EXPORT when set (made
+    beforehand), else exported here once per test run (the full model: minutes on one core)."""
     folder = os.environ.get("EDGETAM_ONNX_EXPORT")
-    if not folder:
-        pytest.skip("EDGETAM_ONNX_EXPORT (an export of the fixture checkpoint) is not set")
-    return Path(folder)
+    if folder:
+        return Path(folder)
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from _reference import fixture_video_model
+    from edgetam_hf.onnx.export import export_onnx
+
+    return export_onnx(fixture_video_model(fixtures_dir), tmp_path_factory.mktemp("fixture-export") / "onnx")

@@ -21,25 +21,23 @@ import numpy as np
 import pytest
 import torch
 
-from _video_tiny import NUM_FRAMES, VIDEO_HEIGHT, VIDEO_WIDTH, object_centre, tiny_model, tiny_processor, video_frames
+from _video_tiny import EXPORTED_FILL_HOLE_AREA, NUM_FRAMES, VIDEO_HEIGHT, VIDEO_WIDTH, object_centre, tiny_model, tiny_processor
+from _video_tiny import long_clip, source_frame, tiny_video_export, video_frames  # noqa: F401  (tiny_video_export: a fixture)
 from edgetam_hf.numerics import LOGIT_ABSOLUTE, RELATIVE_TO_LARGEST
-from edgetam_hf.onnx.export import export_onnx
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-FILL_HOLE_AREA = 8  # the released value: the tracker's NumPy hole filling is exercised
-
 
 @pytest.fixture(scope="module")
 def model():
-    return tiny_model(fill_hole_area=FILL_HOLE_AREA)
+    return tiny_model(fill_hole_area=EXPORTED_FILL_HOLE_AREA)
 
 
 @pytest.fixture(scope="module")
-def export_folder(model, tmp_path_factory):
-    """The tiny video model exported once for the module (the slow step)."""
-    return export_onnx(model, tmp_path_factory.mktemp("exports") / "tiny-video-onnx")
+def export_folder(tiny_video_export):
+    """`model` exported (once for the test run)."""
+    return tiny_video_export
 
 
 def _tracker(export_folder, **kwargs):
@@ -166,7 +164,7 @@ def test_tracker_matches_the_pytorch_session_on_every_frame(model, export_folder
     assert [o.frame_idx for o in ours] == [o.frame_idx for o in expected]
     video_size = tracker.video_size
     worst = worst_absolute = 0.0
-    for step, (mine, reference) in enumerate(zip(ours, expected)):
+    for step, (mine, reference) in enumerate(zip(ours, expected, strict=True)):
         assert mine.object_ids == reference.object_ids, step
         reference_logits = reference.pred_masks.numpy()
         tolerance = LOGIT_ABSOLUTE + RELATIVE_TO_LARGEST * np.abs(reference_logits).max(axis=(1, 2, 3), keepdims=True)
@@ -204,7 +202,7 @@ def test_streamed_frames_in_bounded_memory_give_the_same_masks(model, export_fol
         assert streamed._frames.num_stored_frames <= 2  # the newest frame and the prompted one
     assert streamed._frames.num_cached_features == 1
     assert len(outputs) == len(expected) == len(clip)
-    for mine, reference in zip(outputs, expected):
+    for mine, reference in zip(outputs, expected, strict=True):
         np.testing.assert_allclose(mine.mask_logits, reference.mask_logits, rtol=0, atol=LOGIT_ABSOLUTE)
 
 
@@ -221,7 +219,7 @@ def test_bfloat16_memories_match_the_default_pytorch_session(model, export_folde
         expected = list(model.propagate_in_video_iterator(session))
     tracker = OnnxVideoTracker(export_folder, video_frames())
     tracker.add_prompt(0, 1, points=[object_centre(1, 0)])
-    for mine, reference in zip(tracker.propagate(), expected):
+    for mine, reference in zip(tracker.propagate(), expected, strict=True):
         assert np.abs(mine.mask_logits - reference.pred_masks.numpy()).max() <= 1e-2
         assert ((mine.mask_logits > 0) != (reference.pred_masks.numpy() > 0)).mean() <= 1e-3
 
@@ -246,7 +244,7 @@ def test_manifest_lists_the_video_graphs(export_folder):
     assert step["memory_valid"][1] == step["memory_tokens"][1] == tiny_model().config.num_maskmem + 1
     memory = manifest["graphs"]["memory_encoder"]
     assert memory["outputs"][0]["shape"][0] == "num_objects"
-    assert manifest["video"]["fill_hole_area"] == FILL_HOLE_AREA
+    assert manifest["video"]["fill_hole_area"] == EXPORTED_FILL_HOLE_AREA
 
 
 def test_too_many_prompted_frames_for_the_slots_is_a_clear_error(export_folder):
@@ -417,20 +415,13 @@ def test_bad_tracker_arguments_are_named(export_folder):
         stream.add_prompt(0, 1, points=[object_centre(1, 0)])
 
 
-def _clip_forth_and_back(num_frames: int) -> list:
-    """The tiny clip played forth and back (0 1 2 3 4 3 2 1 0 1 ...) to `num_frames` frames."""
-    frames = video_frames()
-    cycle = list(range(len(frames))) + list(range(len(frames) - 2, 0, -1))
-    return [frames[cycle[t % len(cycle)]] for t in range(num_frames)]
-
-
 def test_bounded_tracker_backward_from_a_middle_prompt_equals_the_pytorch_session(model, export_folder):
     """A bounded tracker keeps the frames next to a prompted frame: tracked forward from frame 20
     of 40, then backward from 20, frames 19 to 0 read the memories of 21 to 23 again."""
     from edgetam_hf.onnx import OnnxVideoTracker
 
-    clip, middle = _clip_forth_and_back(40), 20
-    point = object_centre(1, middle % 8 if middle % 8 < NUM_FRAMES else 8 - middle % 8)
+    clip, middle = long_clip(40), 20
+    point = object_centre(1, source_frame(middle))
     processor = tiny_processor()
     session = processor.init_video_session(video=clip, memory_dtype=torch.float32)
     processor.add_inputs_to_inference_session(session, middle, 1, input_points=[[[point]]], input_labels=[[[1]]])

@@ -3,9 +3,9 @@ random weights) against our PyTorch session, on the fixture's video scenarios (`
 `vid_ctrl`, `vid_main`: clicks, a box, objects prompted on different frames, a correction click,
 a reset, reverse tracking).
 
-Exporting the full model takes minutes, so this reads an export made beforehand, as
-tests/test_onnx_fixture_parity.py does: `edgetam-hf export $EDGETAM_FIXTURES/edgetam_random_seed0.pt
---out DIR`, then `EDGETAM_ONNX_EXPORT=DIR`. Skipped unless both variables are set. Memories are
+The export is made once per test run (minutes on one core; conftest's `fixture_export_folder`),
+or read from `EDGETAM_ONNX_EXPORT=DIR` made beforehand with `edgetam-hf export
+$EDGETAM_FIXTURES/edgetam_random_seed0.pt --out DIR`. Skipped without EDGETAM_FIXTURES. Memories are
 stored in float32 on both sides, and hole filling is off on both (as in
 tests/test_video_fixture_parity.py): at this size some logit of a correction lies within float
 rounding of 0, and whether its pixel closes a hole moves it by the filled value, 0.1 (seen in
@@ -65,7 +65,7 @@ def test_tracker_matches_pytorch_on_fixture_scenario(scenario, oracle, model, fr
             tracker.reset()
             continue
         assert [o.frame_idx for o in ours] == [o.frame_idx for o in expected]
-        for mine, reference in zip(ours, expected):
+        for mine, reference in zip(ours, expected, strict=True):
             name = f"{scenario}/{step['tag']}/f{mine.frame_idx}"
             parity_figures.extend(_check(name, mine, reference, tracker, processor))
 

@@ -33,7 +33,7 @@ def tiny_processor() -> EdgeTamProcessor:
 
 def shape_items(seed: int, count: int) -> list[dict]:
     rng = np.random.default_rng(seed)
-    return [dict(zip(("image", "masks"), render_shapes_scene(rng, SCENE_SIZE))) for _ in range(count)]
+    return [dict(zip(("image", "masks"), render_shapes_scene(rng, SCENE_SIZE), strict=True)) for _ in range(count)]
 
 
 def fresh_model(seed: int = 0) -> EdgeTamModel:
@@ -70,12 +70,13 @@ def test_only_the_best_of_the_multimask_outputs_gets_the_mask_losses():
     target[0, :4] = 1
     good, bad = (target * 2 - 1) * 5, (1 - target * 2) * 5
     masks = torch.stack([bad[0], good[0], bad[0]])[None]  # (1 object, 3 masks, 8, 8)
-    scores, presence = torch.full((1, 3), 0.5), torch.full((1, 1), 4.0)
+    scores, presence = torch.tensor([[0.25, 0.875, 0.5]]), torch.full((1, 1), 4.0)
     best_only = segmentation_loss(masks, scores, presence, target)
-    good_alone = segmentation_loss(good[None], scores[:, :1], presence, target)
+    good_alone = segmentation_loss(good[None], scores[:, 1:2], presence, target)
     assert torch.allclose(best_only.focal, good_alone.focal) and torch.allclose(best_only.dice, good_alone.dice)
-    # the IoU head learns every output's IoU: 1 for the good mask, 0 for the two bad ones
-    assert float(best_only.iou) == pytest.approx((0.5 + 0.5 + 0.5) / 3)
+    # the IoU head learns every output's IoU: 1 for the good mask, 0 for the two bad ones (an L1
+    # loss; distinct scores, so that IoU targets given to the wrong outputs would show)
+    assert float(best_only.iou) == pytest.approx((0.25 + 0.125 + 0.5) / 3)
 
 
 def test_an_absent_object_only_trains_the_object_score():
@@ -157,7 +158,7 @@ def test_clips_move_their_shapes_and_their_objects_are_those_seen_on_frame_zero(
         assert masks[0].any(axis=(1, 2)).all()  # every object is seen on frame 0
         assert not np.array_equal(masks[0], masks[-1])  # the shapes moved
         pixels = [np.asarray(frame) for frame in frames]
-        for frame_pixels, frame_masks in zip(pixels, masks):
+        for frame_pixels, frame_masks in zip(pixels, masks, strict=True):
             for mask in frame_masks[frame_masks.any(axis=(1, 2))]:
                 assert len(np.unique(frame_pixels[mask], axis=0)) == 1  # one flat colour per visible shape
     with pytest.raises(ValueError, match="num_frames must be >= 1"):

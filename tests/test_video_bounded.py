@@ -4,18 +4,11 @@ those of a keep-everything session; what they forgot is refused with a ValueErro
 import pytest
 
 from _tolerance import assert_same_logits
-from _video_tiny import VIDEO_HEIGHT, VIDEO_WIDTH, object_centre, video_frames
+from _video_tiny import VIDEO_HEIGHT, VIDEO_WIDTH, long_clip, object_centre
 from _video_tiny import model, processor, single_thread  # noqa: F401  (fixtures)
 from edgetam_hf.tracking.rules import TrackingRules
 
 NUM_STREAMED = 40
-
-
-def _long_clip(num_frames: int) -> list:
-    """The tiny clip played forth and back (0 1 2 3 4 3 2 1 0 1 ...) to `num_frames` frames."""
-    frames = video_frames()
-    cycle = list(range(len(frames))) + list(range(len(frames) - 2, 0, -1))
-    return [frames[cycle[t % len(cycle)]] for t in range(num_frames)]
 
 
 def _stream(model, processor, bounded: bool):
@@ -25,7 +18,7 @@ def _stream(model, processor, bounded: bool):
         session, 0, [1, 3], input_points=[[[object_centre(1, 0)], [object_centre(3, 0)]]],
         input_labels=[[[1], [1]]], original_size=(VIDEO_HEIGHT, VIDEO_WIDTH),
     )
-    for frame in _long_clip(NUM_STREAMED):
+    for frame in long_clip(NUM_STREAMED):
         yield session, model(session, frame=processor(images=frame)["pixel_values"])
 
 
@@ -53,7 +46,7 @@ def test_streaming_keeps_a_bounded_number_of_frames_and_memories(model, processo
 def test_bounded_stream_equals_keep_everything(model, processor):
     kept = [output for _, output in _stream(model, processor, bounded=False)]
     bounded = [output for _, output in _stream(model, processor, bounded=True)]
-    for everything, forgetting in zip(kept, bounded):
+    for everything, forgetting in zip(kept, bounded, strict=True):
         assert forgetting.frame_idx == everything.frame_idx
         assert_same_logits(forgetting.pred_masks, everything.pred_masks)
         assert_same_logits(forgetting.object_score_logits, everything.object_score_logits)
@@ -61,7 +54,7 @@ def test_bounded_stream_equals_keep_everything(model, processor):
 
 def test_offline_bounded_session_both_ways_from_a_middle_frame(model, processor):
     """Prompted in the middle, tracked forward then backward, then forward again."""
-    frames, middle = _long_clip(24), 12
+    frames, middle = long_clip(24), 12
     outputs = {}
     for bounded in (False, True):
         session = processor.init_video_session(frames, bounded=bounded)
@@ -81,7 +74,7 @@ def test_offline_bounded_session_both_ways_from_a_middle_frame(model, processor)
 
 
 def test_a_forgotten_frame_cannot_be_corrected_or_tracked_from(model, processor):
-    session = processor.init_video_session(_long_clip(20), bounded=True)
+    session = processor.init_video_session(long_clip(20), bounded=True)
     processor.add_inputs_to_inference_session(session, 0, 1, input_points=[[[object_centre(1, 0)]]], input_labels=[[[1]]])
     model(session, frame_idx=0)
     list(model.propagate_in_video_iterator(session))

@@ -58,7 +58,7 @@ def test_scenario_matches_original(scenario, oracle, model, processor, session, 
                 )
             )
             assert [output.frame_idx for output in outputs] == [frame["frame"] for frame in step["frames"]]
-            for output, frame in zip(outputs, step["frames"]):
+            for output, frame in zip(outputs, step["frames"], strict=True):
                 name = f"{scenario}/{step['tag']}/f{frame['frame']}"
                 parity_figures.extend(_check_step(name, output, frame, tensors, processor, video_size))
         else:

@@ -35,7 +35,7 @@ def _track_both_ways(model, processor, session, prompted: int) -> list:
 
 def _assert_same_tracking(lazy: list, eager: list) -> None:
     assert [o.frame_idx for o in lazy] == [o.frame_idx for o in eager]
-    for a, b in zip(lazy, eager):
+    for a, b in zip(lazy, eager, strict=True):
         assert_same_logits(a.pred_masks, b.pred_masks)
 
 

@@ -14,7 +14,7 @@ def areas_by_breadth_first_search(mask: np.ndarray) -> np.ndarray:
     height, width = mask.shape
     areas = np.zeros(mask.shape, dtype=np.int64)
     seen = np.zeros(mask.shape, dtype=bool)
-    for start in zip(*np.nonzero(mask)):
+    for start in zip(*np.nonzero(mask), strict=True):
         if seen[start]:
             continue
         component, queue = [], deque([start])
@@ -48,7 +48,7 @@ def test_small_components_match_breadth_first_search(density, max_area):
 def test_every_plane_of_a_batch_is_labelled_on_its_own():
     masks = np.random.default_rng(3).random((4, 1, 29, 31)) < 0.5
     batched = small_component_mask(torch.from_numpy(masks), 8).numpy()
-    for plane, result in zip(masks, batched):
+    for plane, result in zip(masks, batched, strict=True):
         assert np.array_equal(result[0], plane[0] & (areas_by_breadth_first_search(plane[0]) <= 8))
 
 

@@ -59,7 +59,7 @@ def test_eight_objects_in_one_session_equal_eight_sessions(model, processor):
         alone = _session(processor)
         _click(processor, alone, 0, obj, point_of=points.get)
         model(alone, frame_idx=0)
-        for joint, single in zip(together, model.propagate_in_video_iterator(alone)):
+        for joint, single in zip(together, model.propagate_in_video_iterator(alone), strict=True):
             assert_same_logits(joint.pred_masks[obj - 1], single.pred_masks[0])
 
 
@@ -131,7 +131,7 @@ def test_reverse_tracking_equals_forward_tracking_of_the_reversed_video(model, p
     forwards = _session(processor, frames=video_frames()[::-1])
     _click(processor, forwards, 0, 2, point_of=lambda obj: point)
     model(forwards, frame_idx=0)
-    for reverse_output, forward_output in zip(reverse_outputs, model.propagate_in_video_iterator(forwards)):
+    for reverse_output, forward_output in zip(reverse_outputs, model.propagate_in_video_iterator(forwards), strict=True):
         assert_same_logits(reverse_output.pred_masks, forward_output.pred_masks)
 
 
@@ -144,6 +144,10 @@ def test_start_frame_and_maximum_number_of_frames(model, processor):
     assert frames == [4, 3, 2, 1, 0]
     # as in the original, tracking backwards from frame 0 visits nothing
     assert list(model.propagate_in_video_iterator(session, start_frame_idx=0, reverse=True)) == []
+    # transformers' argument is accepted, and a bad value is named
+    assert [o.frame_idx for o in model.propagate_in_video_iterator(session, 3, show_progress_bar=False)] == [3, 4]
+    with pytest.raises(ValueError, match="show_progress_bar must be True or False"):
+        list(model.propagate_in_video_iterator(session, show_progress_bar="yes"))
 
 
 def test_mask_prompt_is_the_output_on_its_frame(model, processor):
@@ -181,7 +185,7 @@ def test_correction_click_is_kept_by_later_tracking(model, processor):
     assert session.consolidated_tracked_frames == {3} and session.consolidated_conditioning_frames == {0}
 
 
-@pytest.mark.parametrize("change", ["load_state_dict", "edit_in_place_and_weights_changed"])
+@pytest.mark.parametrize("change", ["load_state_dict", "edit_in_place_and_weights_changed", "optimizer_step"])
 def test_changed_weights_are_not_served_from_earlier_results(processor, change):
     changing_model = tiny_model()
     session = _session(processor)
@@ -192,6 +196,11 @@ def test_changed_weights_are_not_served_from_earlier_results(processor, change):
         weights = changing_model.state_dict()
         weights["memory_attention.layer_norm.bias"] = weights["memory_attention.layer_norm.bias"] + 0.5
         changing_model.load_state_dict(weights)
+    elif change == "optimizer_step":
+        bias = changing_model.memory_attention.layer_norm.bias
+        optimizer = torch.optim.SGD([bias], lr=1.0)
+        bias.grad = torch.full_like(bias, -0.5)
+        optimizer.step()  # a training step changes the weights with no call of ours
     else:
         with torch.no_grad():
             changing_model.memory_attention.layer_norm.bias.add_(0.5)
@@ -201,7 +210,8 @@ def test_changed_weights_are_not_served_from_earlier_results(processor, change):
 
 
 def test_unchanged_model_serves_earlier_results_after_eval(processor):
-    # A mode switch may change what the model computes (dropout, folded convs): results are redone.
+    # eval() of a model already in eval changes nothing; a mode switch may change what the model
+    # computes (dropout, folded convs): results are redone.
     model = tiny_model()
     session = _session(processor)
     _click(processor, session, 0, 1)
@@ -211,6 +221,9 @@ def test_unchanged_model_serves_earlier_results_after_eval(processor):
     list(model.propagate_in_video_iterator(session))
     assert session.objects[1].results.tracked[1] is kept
     model.eval()
+    list(model.propagate_in_video_iterator(session))
+    assert session.objects[1].results.tracked[1] is kept
+    model.train().eval()
     list(model.propagate_in_video_iterator(session))
     assert session.objects[1].results.tracked[1] is not kept
 
@@ -270,7 +283,7 @@ def test_streaming_frames_one_by_one_equals_the_whole_video(model, processor):
         streamed, 0, [1, 3], input_points=[[[object_centre(1, 0)], [object_centre(3, 0)]]],
         input_labels=[[[1], [1]]], original_size=(VIDEO_HEIGHT, VIDEO_WIDTH),
     )
-    for frame, reference in zip(video_frames(), expected):
+    for frame, reference in zip(video_frames(), expected, strict=True):
         pixel_values = processor(images=frame)["pixel_values"]
         output = model(streamed, frame=pixel_values[0])
         assert output.frame_idx == reference.frame_idx

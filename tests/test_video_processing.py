@@ -65,7 +65,7 @@ def test_the_fixture_frames_decode_as_the_original_decoded_them(processor):
 def test_a_folder_of_jpegs_a_list_and_an_array_give_the_same_frames(processor, tmp_path):
     frames = video_frames()[:3]
     # numbered files are read in numeric order (2 before 10), as the original sorts them
-    for number, frame in zip((0, 2, 10), frames):
+    for number, frame in zip((0, 2, 10), frames, strict=True):
         Image.fromarray(frame).save(tmp_path / f"{number}.jpg", quality=95)
     (tmp_path / "notes.txt").write_text("not a frame")
     decoded = [np.array(Image.open(tmp_path / f"{number}.jpg").convert("RGB")) for number in (0, 2, 10)]

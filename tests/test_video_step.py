@@ -20,8 +20,7 @@ def _tracked_session(model, processor, num_frames_tracked=3):
         session, 0, obj_ids, input_points=[[[object_centre(obj, 0)] for obj in obj_ids]], input_labels=[[[1]] * NUM_OBJECTS]
     )
     model(session, frame_idx=0)
-    for _, _ in zip(range(num_frames_tracked), model.propagate_in_video_iterator(session)):
-        pass
+    list(model.propagate_in_video_iterator(session, max_frame_num_to_track=num_frames_tracked - 1))
     return session
 
 

@@ -163,14 +163,16 @@ def _is_plain_pointwise(conv: nn.Module) -> bool:
 
 class ChangeAwareModule(nn.Module):
     """A module told when what it computes may change: `weights_changed()` runs on a mode switch
-    (`train()` / `eval()`), on `load_state_dict` and on moves and casts (`to()`, `float()`, ...).
+    (`train()` / `eval()` that changes the mode), on `load_state_dict` and on moves and casts
+    (`to()`, `float()`, ...).
     Modules that keep something derived from their weights override it to drop that."""
 
     def weights_changed(self) -> None:
         pass
 
     def train(self, mode: bool = True):
-        self.weights_changed()
+        if mode != self.training:  # eval() of a model in eval changes nothing
+            self.weights_changed()
         return super().train(mode)
 
     def _apply(self, fn, recurse=True):

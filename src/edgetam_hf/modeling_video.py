@@ -7,11 +7,13 @@ memory, encode a memory of the result); `video.propagation` drives them over the
 """
 
 import itertools
+import weakref
 from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 from transformers import initialization as init
 
 from .configuration import EdgeTamVideoConfig
@@ -28,6 +30,25 @@ from .video.types import EncodedMemory, FrameFeatures, FramePrediction, MemoryCo
 
 # Numbers the states of every video model's weights and settings (see `EdgeTamVideoModel.state_revision`).
 _model_revisions = itertools.count()
+# The video models alive, told after any optimizer step that changed their parameters.
+_live_models: "weakref.WeakSet[EdgeTamVideoModel]" = weakref.WeakSet()
+_optimizer_hook = None
+
+
+def _watch_optimizer_steps(model: "EdgeTamVideoModel") -> None:
+    """An optimizer changes weights in place without telling the model: one global hook (added
+    with the first model) gives every model whose parameters it stepped a new revision."""
+    global _optimizer_hook
+    _live_models.add(model)
+    if _optimizer_hook is None:
+        _optimizer_hook = register_optimizer_step_post_hook(_after_optimizer_step)
+
+
+def _after_optimizer_step(optimizer, args, kwargs) -> None:
+    stepped = {id(parameter) for group in optimizer.param_groups for parameter in group["params"]}
+    for model in list(_live_models):
+        if any(id(parameter) in stepped for parameter in model.parameters()):
+            model.weights_changed()
 
 # A binary mask prompt used as the output becomes logits of -10 / +10 (sigmoid ~ 0 / ~ 1).
 MASK_AS_LOGITS_SCALE = 20.0
@@ -71,13 +92,15 @@ class EdgeTamVideoModel(ChangeAwareModule, EdgeTamPreTrainedModel):
             self.occlusion_spatial_embedding_parameter = nn.Parameter(torch.zeros(1, memory_dim))
         self.post_init()
         self.weights_changed()
+        _watch_optimizer_steps(self)
 
     # ------------------------------------------------------------------ what results depend on
 
     # `state_revision` names the model's weights and settings: a tracked result records the revision it
     # was computed with and is reused only under the same one. It changes, to a number no model
-    # had before, whenever the weights may change (see `ChangeAwareModule`) and on a change of
-    # attention kernel; after editing weights in place, call `weights_changed()`.
+    # had before, whenever the weights may change (see `ChangeAwareModule`), after an optimizer
+    # step over them and on a change of attention kernel; after editing weights in place by
+    # hand, call `weights_changed()`.
 
     def weights_changed(self) -> None:
         self.state_revision = next(_model_revisions)
@@ -152,11 +175,19 @@ class EdgeTamVideoModel(ChangeAwareModule, EdgeTamPreTrainedModel):
         start_frame_idx: int | None = None,
         max_frame_num_to_track: int | None = None,
         reverse: bool = False,
+        show_progress_bar: bool = False,
     ) -> Iterator[EdgeTamVideoSegmentationOutput]:
         """Tracks every object from `start_frame_idx` (default: the first prompted frame) over
         `max_frame_num_to_track` more frames (default: to the end, or the start when `reverse`),
-        yielding each frame's results."""
-        yield from propagation.propagate(self, inference_session, start_frame_idx, max_frame_num_to_track, reverse)
+        yielding each frame's results; `show_progress_bar` shows a tqdm bar (transformers' argument)."""
+        if not isinstance(show_progress_bar, bool):
+            raise ValueError(f"show_progress_bar must be True or False, got {show_progress_bar!r}")
+        frames = propagation.propagate(self, inference_session, start_frame_idx, max_frame_num_to_track, reverse)
+        if show_progress_bar:
+            from tqdm.auto import tqdm
+
+            frames = tqdm(frames, desc="propagate in video", unit="frame")
+        yield from frames
 
     def remove_object(self, inference_session, obj_id: int) -> list[EdgeTamVideoSegmentationOutput]:
         """Removes an object with its prompts and results (original: `remove_object`); returns the

@@ -6,10 +6,10 @@ spatial perceiver, memory attention, object pointers. Each frame's prediction ge
 losses of `edgetam_hf.losses` (focal x20, Dice x1, for objects present on that frame) and the
 object-score BCE against "present on that frame" (the occlusion loss).
 
-Built from the model's public methods and the tracker's own memory selection
-(`tracking.rules.memory_plan`) and layout (`video.step.memory_context`), so that training
-reads the same memories as tracking (inference runs those methods under `torch.no_grad()`;
-here they keep their gradients).
+Built from the model's public methods, the tracker's own memory selection
+(`tracking.rules.memory_plan`) and the tracking step inference runs (`video.step.track_step`),
+so that training reads the same memories and computes the same step as tracking (inference
+runs it under `torch.no_grad()`; here it keeps its gradients).
 
 Not here: the IoU loss and the best-of-three rule on clips (`predict_from_prompts` returns the
 chosen mask only; the image loss trains the IoU head), correction clicks on later frames, and
@@ -26,8 +26,7 @@ from ..modeling_video import EdgeTamVideoModel
 from ..tracking.records import FrameResult, FrameResults
 from ..tracking.rules import TrackingRules, memory_plan
 from ..video.memory_bank import gather_memory_slots
-from ..video.step import memory_context
-from ..video.types import FramePrediction
+from ..video.step import TrackStepOutput, track_step
 
 
 class ClipLoss(NamedTuple):
@@ -60,35 +59,31 @@ def clip_loss(
     num_frames = pixel_values.shape[0]
     rules = TrackingRules.read(model.config)
     results = FrameResults()  # one FrameResult per frame, holding every object's rows
-    memory_position = None
     terms = []
     for frame_idx in range(num_frames):
         features = model.get_frame_features(pixel_values[frame_idx : frame_idx + 1])
         if frame_idx == 0:
             multimask = rules.use_multimask(True, input_points.shape[1])
             prediction = model.predict_from_prompts(features, None, input_points, input_labels, None, multimask)
+            # A prompted frame enters the memory binarised, as in inference.
+            memory = model.encode_memory(features, prediction.high_res_mask_logits, prediction.object_score_logits, True)
+            memory_position = memory.memory_position[0:1]
+            step = TrackStepOutput(prediction.mask_logits, prediction.object_pointer, prediction.object_score_logits, *memory)
         else:
+            # The tracking step inference runs, on the memories it reads.
             plan = memory_plan(rules, results, frame_idx, False, num_frames)
             stored = [[results.of_kind(entry.is_conditioning)[entry.frame_idx] for entry in plan.entries]]
             slots = gather_memory_slots(plan, stored, pixel_values.device)
-            memory = memory_context(model, slots, memory_position, num_frames)
-            prediction = model.predict_from_prompts(features, memory, None, None, None, rules.use_multimask(False, 0))
-        terms.append(_frame_terms(prediction, labels[frame_idx]))
-        # Prompted frames enter the memory binarised, tracked frames as predicted (as in inference).
-        memory_entry = model.encode_memory(
-            features, prediction.high_res_mask_logits, prediction.object_score_logits, binarize_mask=frame_idx == 0
-        )
-        memory_position = memory_entry.memory_position[0:1] if memory_position is None else memory_position
-        result = FrameResult(
-            prediction.mask_logits, prediction.object_pointer, prediction.object_score_logits, memory_entry.memory_tokens
-        )
+            step = track_step(model, features, slots, memory_position, num_frames, rules.use_multimask(False, 0))
+        terms.append(_frame_terms(step, labels[frame_idx]))
+        result = FrameResult(step.mask_logits, step.object_pointer, step.object_score_logits, step.memory_tokens)
         results.of_kind(frame_idx == 0)[frame_idx] = result
     focal, dice, object_score = (torch.stack(term) for term in zip(*terms))
     total = (weights.focal * focal + weights.dice * dice + weights.object_score * object_score).sum()
     return ClipLoss(total, focal, dice, object_score)
 
 
-def _frame_terms(prediction: FramePrediction, truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _frame_terms(prediction: TrackStepOutput, truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Focal, Dice (objects present on the frame) and object-score BCE, each averaged over objects."""
     num_objects = truth.shape[0]
     logits = F.interpolate(prediction.mask_logits, size=truth.shape[-2:], mode="bilinear", align_corners=False)[:, 0]

@@ -66,9 +66,11 @@ class TorchTrackingBackend:
         session = self.session
         slots = gather_memory_slots(plan, stored, session.inference_device)
         step = track_step(self.model, features, slots, session.memory_position, self.num_frames, multimask)
+        # The output's small holes are filled; the memory was encoded from the mask as predicted.
+        mask_logits = fill_holes(step.mask_logits, self.model.config.fill_hole_area)
         return [
             FrameResult(
-                mask_logits=step.mask_logits[row : row + 1].to(session.inference_state_device),
+                mask_logits=mask_logits[row : row + 1].to(session.inference_state_device),
                 object_pointer=step.object_pointer[row : row + 1],
                 object_score_logits=step.object_score_logits[row : row + 1],
                 memory_tokens=self._stored_memory(step.memory_tokens[row : row + 1]),

@@ -1,10 +1,13 @@
 """The tracking step: one frame, a batch of objects and the memories they read -> their masks,
 object pointers and the frame's new memories (original: `SAM2Base.track_step` with
-`run_mem_encoder=True`, then the hole filling of `_run_single_frame_inference`).
+`run_mem_encoder=True`).
 
 `track_step` reads and returns tensors only, with shapes fixed by the slot counts, so that it can
 be compiled, captured or exported once per slot layout; which memories fill the slots (the
-original's selection rule) is `memory_bank`'s business, and the session keeps the results.
+original's selection rule) is `edgetam_hf.tracking`'s business. It keeps gradients: inference
+(`video.propagation`) runs it under `torch.no_grad()`, training (`training.video_clip`)
+differentiates it. The hole filling of the output (`_run_single_frame_inference`) is the
+tracker's, after the step: the memory is encoded from the mask as predicted.
 
 Inputs (B objects; S memory slots of T tokens; P pointer slots; D = mem_dim, H = hidden):
     features            `FrameFeatures` of the frame, batch 1 (shared by the objects) or B
@@ -16,7 +19,7 @@ Inputs (B objects; S memory slots of T tokens; P pointer slots; D = mem_dim, H =
     num_frames          the video's length (it scales temporal pointer encodings, if enabled)
     multimask_output    decode three masks and keep the best (EdgeTAM: True when tracking)
 Outputs (`TrackStepOutput`):
-    mask_logits (B, 1, 256, 256) float32 with small holes filled; object_pointer (B, H);
+    mask_logits (B, 1, 256, 256) float32 as predicted; object_pointer (B, H);
     object_score_logits (B, 1) float32; memory_tokens (B, T, D) and memory_position (B, T, D),
     the frame's new memory.
 """
@@ -25,7 +28,6 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
-from .hole_filling import fill_holes
 from .types import FrameFeatures, MemoryContext, MemorySlots
 
 if TYPE_CHECKING:
@@ -33,14 +35,13 @@ if TYPE_CHECKING:
 
 
 class TrackStepOutput(NamedTuple):
-    mask_logits: torch.Tensor  # (B, 1, 256, 256) float32, small holes filled
+    mask_logits: torch.Tensor  # (B, 1, 256, 256) float32 as predicted (holes not filled)
     object_pointer: torch.Tensor  # (B, hidden)
     object_score_logits: torch.Tensor  # (B, 1) float32
     memory_tokens: torch.Tensor  # (B, 512, mem_dim) the frame's new memory
     memory_position: torch.Tensor  # (B, 512, mem_dim)
 
 
-@torch.no_grad()
 def track_step(
     model: "EdgeTamVideoModel",
     features: FrameFeatures,
@@ -50,7 +51,6 @@ def track_step(
     multimask_output: bool,
 ) -> TrackStepOutput:
     """Tracks a batch of objects on one frame from their memory slots (see the module docstring)."""
-    batch_size = slots.memory_tokens.shape[0]
     memory = memory_context(model, slots, memory_position, num_frames)
     prediction = model.predict_from_prompts(features, memory, None, None, None, multimask_output)
     encoded = model.encode_memory(
@@ -59,11 +59,7 @@ def track_step(
         prediction.object_score_logits,
         binarize_mask=False,
     )
-    # The memory is encoded from the mask as predicted; only the output has its holes filled.
-    mask_logits = fill_holes(prediction.mask_logits, model.config.fill_hole_area)
-    return TrackStepOutput(
-        mask_logits, prediction.object_pointer, prediction.object_score_logits, *encoded
-    )
+    return TrackStepOutput(prediction.mask_logits, prediction.object_pointer, prediction.object_score_logits, *encoded)
 
 
 def memory_context(
