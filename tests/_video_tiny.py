@@ -105,17 +105,6 @@ def model_folder(tmp_path_factory) -> Path:
 EXPORTED_FILL_HOLE_AREA = 8
 
 
-@pytest.fixture(scope="session")
-def tiny_video_export(tmp_path_factory) -> Path:
-    """The tiny video model (`fill_hole_area` 8) exported to ONNX once per test run (the slow
-    step), for every test module that runs the ONNX tracker."""
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
-    from edgetam_hf.onnx.export import export_onnx
-
-    return export_onnx(tiny_model(fill_hole_area=EXPORTED_FILL_HOLE_AREA), tmp_path_factory.mktemp("exports") / "tiny-video-onnx")
-
-
 @functools.cache
 def _video_array() -> np.ndarray:
     """(NUM_FRAMES, 96, 128, 3) uint8: three coloured ellipses drifting over a shaded background."""

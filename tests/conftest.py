@@ -78,3 +78,15 @@ def fixture_export_folder(fixtures_dir, tmp_path_factory) -> Path:
     from edgetam_hf.onnx.export import export_onnx
 
     return export_onnx(fixture_video_model(fixtures_dir), tmp_path_factory.mktemp("fixture-export") / "onnx")
+
+
+@pytest.fixture(scope="session")
+def tiny_video_export(tmp_path_factory) -> Path:
+    """The tiny video model (`fill_hole_area` 8) exported to ONNX once per test run (the slow
+    step), for every test module that runs the ONNX tracker (defined here to be one for all)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from _video_tiny import EXPORTED_FILL_HOLE_AREA, tiny_model
+    from edgetam_hf.onnx.export import export_onnx
+
+    return export_onnx(tiny_model(fill_hole_area=EXPORTED_FILL_HOLE_AREA), tmp_path_factory.mktemp("exports") / "tiny-video-onnx")

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from _video_tiny import EXPORTED_FILL_HOLE_AREA, NUM_FRAMES, VIDEO_HEIGHT, VIDEO_WIDTH, object_centre, tiny_model, tiny_processor
-from _video_tiny import long_clip, source_frame, tiny_video_export, video_frames  # noqa: F401  (tiny_video_export: a fixture)
+from _video_tiny import long_clip, source_frame, video_frames
 from edgetam_hf.numerics import LOGIT_ABSOLUTE, RELATIVE_TO_LARGEST
 
 pytest.importorskip("onnxruntime")

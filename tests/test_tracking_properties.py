@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from _video_tiny import EXPORTED_FILL_HOLE_AREA, VIDEO_HEIGHT, VIDEO_WIDTH, long_clip, object_centre, source_frame
-from _video_tiny import single_thread, tiny_model, tiny_processor, tiny_video_export  # noqa: F401  (fixtures)
+from _video_tiny import single_thread, tiny_model, tiny_processor  # noqa: F401  (single_thread: a fixture)
 from edgetam_hf.numerics import LOGIT_ABSOLUTE, RELATIVE_TO_LARGEST
 from edgetam_hf.tracking.rules import TrackingRules
 

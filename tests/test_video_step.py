@@ -24,11 +24,11 @@ def _tracked_session(model, processor, num_frames_tracked=3):
     return session
 
 
-def _step_inputs(model, session, frame_idx):
+def _step_inputs(model, session, frame_idx, **slot_counts):
     objects = list(session.objects.values())
     plan = memory_plan(TrackingRules.read(model.config), objects[0].results, frame_idx, False, session.num_frames)
     stored = [[tracked.results.of_kind(entry.is_conditioning)[entry.frame_idx] for entry in plan.entries] for tracked in objects]
-    return session.frame_features(model, frame_idx), gather_memory_slots(plan, stored, session.inference_device)
+    return session.frame_features(model, frame_idx), gather_memory_slots(plan, stored, session.inference_device, **slot_counts)
 
 
 def _padded(slots: MemorySlots, extra_memories: int, extra_pointers: int) -> MemorySlots:
@@ -113,3 +113,23 @@ def test_a_bfloat16_model_tracks_close_to_float32(processor):
     masks_fp32, masks_bf16 = outputs[torch.float32] > 0, outputs[torch.bfloat16] > 0
     iou = (masks_fp32 & masks_bf16).sum() / (masks_fp32 | masks_bf16).sum()
     assert iou > 0.9
+
+
+@pytest.mark.slow  # one dynamo trace of the step (~20 s)
+def test_fixed_slots_compile_one_graph_for_every_memory_length(model, processor):
+    """Frames 1 and 4 read 1 and 4 memories; in the fixed layout (validity masks) the compiled
+    step is traced once. (That empty slots change nothing: `test_empty_slots_marked_invalid_change_nothing`.)"""
+    from torch._dynamo.utils import counters
+
+    session = _tracked_session(model, processor, num_frames_tracked=5)
+    fixed = dict(num_memory_slots=model.config.num_maskmem, num_pointer_slots=model.config.max_object_pointers_in_encoder)
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = torch.compile(track_step, backend="eager", fullgraph=True)
+    with torch.no_grad():
+        for frame_idx in (1, 4):
+            features, slots = _step_inputs(model, session, frame_idx, **fixed)
+            assert int(slots.memory_valid[0].sum()) == frame_idx and slots.memory_tokens.shape[1] == model.config.num_maskmem
+            compiled(model, features, slots, session.memory_position, session.num_frames, True)
+    torch._dynamo.reset()
+    assert counters["stats"]["unique_graphs"] == 1
