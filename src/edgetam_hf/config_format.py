@@ -73,9 +73,6 @@ def config_dict_for(config_class, config_dict: dict) -> dict:
     for key in ("prompt_encoder_config", "mask_decoder_config"):
         if isinstance(ours.get(key), dict):
             ours[key] = dict(ours[key], model_type=_OUR_SUB_CONFIG_MODEL_TYPES[key])
-    prompt_encoder = ours.get("prompt_encoder_config")
-    if isinstance(prompt_encoder, dict) and "scale" in prompt_encoder:
-        prompt_encoder["scale"] = float(prompt_encoder["scale"])  # typed int in transformers, float here
     if "rope_parameters" in ours:
         ours["memory_attention_rope_theta"] = _rope_theta(ours.pop("rope_parameters"))
     return ours
