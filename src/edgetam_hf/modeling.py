@@ -9,8 +9,10 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
+from transformers.utils.generic import can_return_tuple
 
 from .configuration import EdgeTamConfig
+from .conventions import LABEL_PADDING
 from .layers import compose_pointwise_convs, pointwise_conv
 from .mask_decoder import EdgeTamMaskDecoder, EdgeTamMaskDecoderOutput
 from .outputs import EdgeTamImageSegmentationOutput
@@ -83,7 +85,7 @@ class EdgeTamPreTrainedModel(WritesItsOwnAutoMap, PreTrainedModel):
         Inputs are cast to it."""
         return self.no_memory_embedding.dtype
 
-    def get_image_positional_embeddings(self) -> torch.Tensor:
+    def get_image_wide_positional_embeddings(self) -> torch.Tensor:
         """The encoding of the image-embedding grid: (1, hidden_size, 64, 64)."""
         return self.shared_image_embedding.grid(*self.prompt_encoder.image_embedding_size)[None]
 
@@ -148,7 +150,7 @@ class EdgeTamPreTrainedModel(WritesItsOwnAutoMap, PreTrainedModel):
         )
         return self.mask_decoder(
             image_embeddings=image_embedding,
-            image_positional_embeddings=self.get_image_positional_embeddings(),
+            image_positional_embeddings=self.get_image_wide_positional_embeddings(),
             sparse_prompt_embeddings=sparse_embeddings,
             dense_prompt_embeddings=dense_embeddings,
             multimask_output=multimask_output,
@@ -226,6 +228,7 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         features = self._frame_features(pixel_values)
         return [*features.high_resolution_features, self._add_no_memory_embedding(features.vision_features)]
 
+    @can_return_tuple
     def forward(
         self,
         pixel_values: torch.Tensor | None = None,
@@ -239,6 +242,10 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         **kwargs,
     ) -> EdgeTamImageSegmentationOutput:
         """Predicts masks for every object of every image.
+
+        Without any prompt, each image gets one object decoded from a lone padding point (the
+        original's `_forward_sam_heads` without points, and transformers' `Sam2Model`).
+        `return_dict=False` returns `to_tuple()` of the output, as in transformers.
 
         Args:
             pixel_values: `(batch, 3, 1024, 1024)` from `EdgeTamProcessor`; or give `image_embeddings`.
@@ -267,6 +274,9 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         else:
             image_embeddings = [embedding.to(self.compute_dtype) for embedding in image_embeddings]
         batch_size = image_embeddings[-1].shape[0]
+        if input_points is None and input_labels is None and input_boxes is None and input_masks is None:
+            input_points = image_embeddings[-1].new_zeros(batch_size, 1, 1, 2)
+            input_labels = torch.full((batch_size, 1, 1), LABEL_PADDING, device=input_points.device)
         points, point_labels, num_objects = _checked_prompts(input_points, input_labels, input_boxes, input_masks, batch_size)
         _check_in_input_frame(points, point_labels, input_boxes, self.config.prompt_encoder_config.image_size)
         mask_input_size = self.prompt_encoder.mask_input_size
@@ -313,7 +323,8 @@ def _checked_prompts(input_points, input_labels, input_boxes, input_masks, batch
             raise ValueError(f"{name} describes no object (shape {tuple(prompt.shape)}); expected num_objects >= 1")
     if input_boxes is not None:
         _check_shape("input_boxes", input_boxes, (batch_size, None, 4), "(batch, num_objects, 4)")
-        if bool((input_boxes[..., 2] < input_boxes[..., 0]).any() or (input_boxes[..., 3] < input_boxes[..., 1]).any()):
+        is_flipped = (input_boxes[..., 2] < input_boxes[..., 0]) | (input_boxes[..., 3] < input_boxes[..., 1])
+        if _reads_values() and bool(is_flipped.any()):
             raise ValueError("input_boxes must be (x0, y0, x1, y1) with x1 >= x0 and y1 >= y0")
     if input_points is None:
         if input_labels is not None:
@@ -350,6 +361,8 @@ _SCALE_WITH_PROCESSOR = (
 def _check_in_input_frame(points, labels, boxes, image_size: int) -> None:
     """Refuses coordinates outside the model's `image_size` square: prompts in image pixels,
     which would otherwise give a plausible mask at the wrong place."""
+    if not _reads_values():
+        return
     real_points = points[labels != -1] if points is not None else None  # -1: padding
     for name, coordinates in (("input_points", real_points), ("input_boxes", boxes)):
         if coordinates is None or coordinates.numel() == 0:
@@ -391,5 +404,12 @@ def _check_finite(name: str, tensor: torch.Tensor) -> None:
     if tensor.is_complex():
         raise ValueError(f"{name} must hold real numbers; got dtype {tensor.dtype}")
     # A NaN prompt or pixel flows through every layer into NaN masks and scores without an error.
-    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+    if tensor.is_floating_point() and _reads_values() and not bool(torch.isfinite(tensor).all()):
         raise ValueError(f"{name} holds NaN or infinite values; expected finite numbers")
+
+
+def _reads_values() -> bool:
+    """Whether the checks of input values (NaN, coordinates) run: in eager mode only. Traced by
+    torch.export or torch.compile they would be data-dependent guards, which export refuses; an
+    exported program leaves such checks to its caller, as transformers' EdgeTamModel does."""
+    return not torch.compiler.is_compiling()

@@ -10,15 +10,19 @@ from transformers.utils import ModelOutput
 class EdgeTamImageSegmentationOutput(ModelOutput):
     """Output of `EdgeTamModel.forward`.
 
+    The fields come in transformers' `Sam2ImageSegmentationOutput` order (`iou_scores` first), so
+    that `outputs[0]` and `to_tuple()` give the same tensors; `loss` comes first when there is one,
+    as in every transformers output.
+
     Args:
         loss (`torch.FloatTensor` of shape `()`, with `labels`):
             The training loss: 20 x `focal_loss` + `dice_loss` + `iou_loss` + `object_score_loss`.
+        iou_scores (`torch.FloatTensor` of shape `(batch, num_objects, num_masks)`):
+            Predicted IoU of each mask.
         pred_masks (`torch.FloatTensor` of shape `(batch, num_objects, num_masks, 256, 256)`):
             Low-resolution mask logits, unclamped (the original's `low_res_masks` before the image
             predictor clamps them to +-32). `num_masks` is 3 with `multimask_output=True`, else 1.
             Upsample with `EdgeTamProcessor.post_process_masks`.
-        iou_scores (`torch.FloatTensor` of shape `(batch, num_objects, num_masks)`):
-            Predicted IoU of each mask.
         object_score_logits (`torch.FloatTensor` of shape `(batch, num_objects, 1)`):
             Logit that the object is present in the image (> 0: present).
         image_embeddings (`list[torch.FloatTensor]`):
@@ -30,8 +34,8 @@ class EdgeTamImageSegmentationOutput(ModelOutput):
     """
 
     loss: torch.FloatTensor | None = None
-    pred_masks: torch.FloatTensor | None = None
     iou_scores: torch.FloatTensor | None = None
+    pred_masks: torch.FloatTensor | None = None
     object_score_logits: torch.FloatTensor | None = None
     image_embeddings: list[torch.FloatTensor] | None = None
     focal_loss: torch.FloatTensor | None = None
@@ -51,7 +55,7 @@ class EdgeTamVideoSegmentationOutput(ModelOutput):
             Low-resolution mask logits of every object on the frame. An object that has neither a
             prompt nor a tracking result there holds the original's placeholder, -1024 everywhere.
             Upsample with `EdgeTamVideoProcessor.post_process_masks`.
-        object_score_logits (`torch.FloatTensor` of shape `(num_objects,)`):
+        object_score_logits (`torch.FloatTensor` of shape `(num_objects, 1)`):
             Logit that each object is visible on the frame (> 0: visible); 10.0 for placeholders.
         frame_idx (`int`):
             The frame these results belong to.
