@@ -90,7 +90,8 @@ class EdgeTamProcessor(WritesItsOwnAutoMap, ProcessorMixin):
         input_masks=None,
         original_sizes=None,
         labels=None,
-        return_tensors: str | None = "pt",
+        return_tensors: str | None = None,
+        device: str | torch.device | None = None,
         **images_kwargs,
     ) -> BatchFeature:
         """Preprocess images and / or prompts.
@@ -107,7 +108,9 @@ class EdgeTamProcessor(WritesItsOwnAutoMap, ProcessorMixin):
             original_sizes: (batch, 2) as (height, width), needed for prompts when `images` is None.
             labels: ground-truth masks for training, per image (num_objects, height, width) at the
                 original image size (bool or {0, 1}), the same number of objects per image.
-            return_tensors: "pt" (default; None means the same) or "np".
+            return_tensors: "pt" or "np"; None (the default) returns torch tensors as "pt" does.
+            device: where the returned tensors go (as transformers' processors take it); the
+                preprocessing itself runs on the CPU, as the original's does.
 
         Returns:
             `BatchFeature` with `pixel_values` (when images are given), `original_sizes` (batch, 2)
@@ -120,7 +123,12 @@ class EdgeTamProcessor(WritesItsOwnAutoMap, ProcessorMixin):
         encoding.update(self._encode_prompts(sizes, input_points, input_labels, input_boxes, input_masks))
         if labels is not None:
             encoding["labels"] = self._encode_labels(labels, sizes)
-        return BatchFeature(data=convert_tensors(dict(encoding), return_tensors))
+        features = BatchFeature(data=convert_tensors(dict(encoding), return_tensors))
+        if device is not None:
+            if return_tensors == "np":
+                raise ValueError('device= moves torch tensors; it cannot be used with return_tensors="np"')
+            features = features.to(device)
+        return features
 
     def _encode_images_or_sizes(self, images, original_sizes, images_kwargs) -> dict:
         given_sizes = as_size_list(original_sizes, "original_sizes") if original_sizes is not None else None

@@ -401,6 +401,6 @@ def _frame_output(session: EdgeTamVideoInferenceSession, frame_idx: int, results
     return EdgeTamVideoSegmentationOutput(
         object_ids=session.obj_ids,
         pred_masks=torch.cat([result.mask_logits.to(device) for result in results]),
-        object_score_logits=torch.cat([result.object_score_logits.to(device) for result in results])[:, 0],
+        object_score_logits=torch.cat([result.object_score_logits.to(device) for result in results]),
         frame_idx=frame_idx,
     )
