@@ -92,21 +92,26 @@ class EdgeTamPreTrainedModel(WritesItsOwnAutoMap, PreTrainedModel):
     def _frame_features(self, pixel_values: torch.Tensor) -> FrameFeatures:
         """(batch, 3, 1024, 1024) normalised pixels -> the image encoder's features, the two
         high-resolution levels projected for the mask decoder (original: `forward_image`)."""
+        return self._trunk_and_frame_features(pixel_values)[1]
+
+    def _trunk_and_frame_features(self, pixel_values: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], FrameFeatures]:
+        """`_frame_features`, with the trunk's stage outputs before them (high to low resolution),
+        which `output_hidden_states=True` returns."""
         # The processor's float32 pixels serve a bfloat16 / float16 model too.
         pixel_values = pixel_values.to(self.compute_dtype)
+        trunk_features = self.vision_encoder.backbone(pixel_values)
         projections = self._high_resolution_projections()
         if projections is None:
-            fpn_features, fpn_positions = self.vision_encoder(pixel_values)
+            fpn_features, fpn_positions = self.vision_encoder.neck(trunk_features)
             high_resolution = self.mask_decoder.project_high_resolution_features(fpn_features[:2])
-            return FrameFeatures(tuple(high_resolution), fpn_features[-1], fpn_positions[-1])
-        trunk_features = self.vision_encoder.backbone(pixel_values)
+            return trunk_features, FrameFeatures(tuple(high_resolution), fpn_features[-1], fpn_positions[-1])
         vision_features, vision_position = self.vision_encoder.neck.lowest_kept_level(trunk_features)
         # Composed in float32: cast to the maps' dtype.
         high_resolution = tuple(
             pointwise_conv(maps, weight.to(maps.dtype), bias.to(maps.dtype))
             for maps, (weight, bias) in zip(trunk_features, projections)
         )
-        return FrameFeatures(high_resolution, vision_features, vision_position)
+        return trunk_features, FrameFeatures(high_resolution, vision_features, vision_position)
 
     def _high_resolution_projections(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
         """For the two highest-resolution levels, (weight, bias) of one 1x1 conv from the trunk's
@@ -221,12 +226,14 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         high-resolution levels projected for the mask decoder, and the image embedding with the
         no-memory embedding added, as the original image predictor's `set_image` stores them.
         """
-        return self._image_embeddings(pixel_values)
+        return self._image_embeddings(pixel_values)[0]
 
-    def _image_embeddings(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+    def _image_embeddings(self, pixel_values: torch.Tensor) -> tuple[list[torch.Tensor], tuple[torch.Tensor, ...]]:
+        """`get_image_embeddings`'s list, and the trunk's stage outputs."""
         _check_pixel_values(pixel_values, self.config.prompt_encoder_config.image_size)
-        features = self._frame_features(pixel_values)
-        return [*features.high_resolution_features, self._add_no_memory_embedding(features.vision_features)]
+        trunk_features, features = self._trunk_and_frame_features(pixel_values)
+        embeddings = [*features.high_resolution_features, self._add_no_memory_embedding(features.vision_features)]
+        return embeddings, tuple(trunk_features)
 
     @can_return_tuple
     def forward(
@@ -239,6 +246,8 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         image_embeddings: list[torch.Tensor] | None = None,
         multimask_output: bool = True,
         labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         **kwargs,
     ) -> EdgeTamImageSegmentationOutput:
         """Predicts masks for every object of every image.
@@ -263,14 +272,22 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
             labels: `(batch, num_objects, height, width)` binary ground-truth masks at the size of
                 `pixel_values` (`EdgeTamProcessor(..., labels=masks)` builds them): the output then
                 holds the training loss and its terms (see `edgetam_hf.losses`).
+            output_hidden_states: return the image encoder's trunk stages as `vision_hidden_states`
+                (default: `config.output_hidden_states`).
+            output_attentions: accepted for transformers' signature; no attention weights are
+                returned (`vision_attentions` / `mask_decoder_attentions` stay None, as the trunk of
+                transformers' EdgeTam has none either; the decoder runs fused attention kernels).
         """
         kwargs.pop("original_sizes", None)
         if kwargs:
             raise TypeError(f"EdgeTamModel.forward got unexpected arguments: {sorted(kwargs)}")
         if (pixel_values is None) == (image_embeddings is None):
             raise ValueError("pass exactly one of pixel_values or image_embeddings")
+        output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        vision_hidden_states = None
         if image_embeddings is None:
-            image_embeddings = self._image_embeddings(pixel_values)
+            image_embeddings, trunk_features = self._image_embeddings(pixel_values)
+            vision_hidden_states = trunk_features if output_hidden_states else None
         else:
             image_embeddings = [embedding.to(self.compute_dtype) for embedding in image_embeddings]
         batch_size = image_embeddings[-1].shape[0]
@@ -299,6 +316,7 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
             iou_scores=decoder_output.iou_scores,
             object_score_logits=decoder_output.object_score_logits,
             image_embeddings=image_embeddings,
+            vision_hidden_states=vision_hidden_states,
             **loss_terms,
         )
 

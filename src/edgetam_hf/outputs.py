@@ -29,6 +29,11 @@ class EdgeTamImageSegmentationOutput(ModelOutput):
             The image features the masks were decoded from, reusable with another prompt:
             `(batch, 32, 256, 256)`, `(batch, 64, 128, 128)` (the high-resolution features after the
             mask decoder's projections) and `(batch, 256, 64, 64)` (the image embedding).
+        vision_hidden_states (`tuple[torch.FloatTensor]`, with `output_hidden_states=True`):
+            The RepViT trunk's four stage outputs, high to low resolution: `(batch, 48, 256, 256)`
+            ... `(batch, 384, 32, 32)` for the released model (transformers: timm's feature maps).
+        vision_attentions, mask_decoder_attentions: always None (no attention weights are returned),
+            kept so that transformers' field names read the same.
         focal_loss, dice_loss, iou_loss, object_score_loss (`torch.FloatTensor` of shape `()`, with `labels`):
             The unweighted terms of `loss`, each averaged over objects (`edgetam_hf.losses`).
     """
@@ -38,6 +43,9 @@ class EdgeTamImageSegmentationOutput(ModelOutput):
     pred_masks: torch.FloatTensor | None = None
     object_score_logits: torch.FloatTensor | None = None
     image_embeddings: list[torch.FloatTensor] | None = None
+    vision_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    vision_attentions: tuple[torch.FloatTensor, ...] | None = None
+    mask_decoder_attentions: tuple[torch.FloatTensor, ...] | None = None
     focal_loss: torch.FloatTensor | None = None
     dice_loss: torch.FloatTensor | None = None
     iou_loss: torch.FloatTensor | None = None
