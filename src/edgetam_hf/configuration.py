@@ -15,12 +15,21 @@ import dataclasses
 from huggingface_hub.dataclasses import strict
 from transformers.configuration_utils import PreTrainedConfig
 
-from .config_format import config_dict_for, without_model_type_warning, write_config_json
+from .config_format import config_dict_for, sub_config_dict_for, without_model_type_warning, write_config_json
 from .remote_code import WritesItsOwnAutoMap, write_classes_file
 
 
+class _SubConfig(PreTrainedConfig):
+    """A sub-config read on its own (`EdgeTamVisionConfig.from_pretrained(folder)` takes its part
+    of config.json) reads either library's vocabulary, as the whole config does."""
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        return super().from_dict(sub_config_dict_for(cls.base_config_key, config_dict), **kwargs)
+
+
 @strict
-class EdgeTamVisionConfig(PreTrainedConfig):
+class EdgeTamVisionConfig(_SubConfig):
     """RepViT-M1 trunk + FPN neck (original: `ImageEncoder(TimmBackbone, FpnNeck)`).
 
     `backbone_embed_dims` / `backbone_depths` describe the trunk stages from high to low
@@ -75,7 +84,7 @@ class EdgeTamVisionConfig(PreTrainedConfig):
 
 
 @strict
-class EdgeTamPromptEncoderConfig(PreTrainedConfig):
+class EdgeTamPromptEncoderConfig(_SubConfig):
     """SAM 2 prompt encoder (original: `sam2.modeling.sam.prompt_encoder.PromptEncoder`)."""
 
     model_type = "edgetam_hf_prompt_encoder"
@@ -97,7 +106,7 @@ class EdgeTamPromptEncoderConfig(PreTrainedConfig):
 
 
 @strict
-class EdgeTamMaskDecoderConfig(PreTrainedConfig):
+class EdgeTamMaskDecoderConfig(_SubConfig):
     """SAM 2 two-way transformer mask decoder (original: `sam2.modeling.sam.mask_decoder.MaskDecoder`)."""
 
     model_type = "edgetam_hf_mask_decoder"
