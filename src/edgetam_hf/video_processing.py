@@ -46,7 +46,8 @@ class EdgeTamVideoProcessor(EdgeTamProcessor):
             return super()._encode_images_or_sizes(images, original_sizes, images_kwargs)
         if images_kwargs:
             raise ValueError(f"video frames take no preprocessing options, got {sorted(images_kwargs)}")
-        encoding = dict(self.preprocess_frames(images if isinstance(images, (list, tuple)) else [images]))
+        is_batch = isinstance(images, (list, tuple)) or (isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4)
+        encoding = dict(self.preprocess_frames(images if is_batch else [images]))
         if original_sizes is not None and as_size_list(original_sizes, "original_sizes") != as_size_list(
             encoding["original_sizes"], "original_sizes"
         ):
