@@ -97,3 +97,15 @@ def test_streaming_recipe_and_video_output_shapes(video_model, video_processor):
 def test_whole_video_session_has_tensor_frame_size(video_processor):  # noqa: F811
     session = video_processor.init_video_session(video=np.stack(video_frames()[:2]))
     assert (session.video_height.ndim, int(session.video_height), int(session.video_width)) == (0, VIDEO_HEIGHT, VIDEO_WIDTH)
+
+
+@torch.no_grad()
+def test_prompt_embeddings_are_what_forward_decodes(image_model):
+    sparse, dense = image_model.get_prompt_embeddings(**_click())
+    assert sparse.shape == (1, 1, 2, 32) and dense.shape[:2] == (1, 32)  # the click and the padding point
+
+
+@pytest.mark.parametrize("name", ["attention_similarity", "target_embedding"])
+def test_persam_inputs_are_refused_by_name(image_model, name):
+    with pytest.raises(ValueError, match=name):
+        image_model(pixel_values=_pixels(), **{name: torch.zeros(1, 1, 32)})

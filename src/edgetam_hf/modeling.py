@@ -228,6 +228,20 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         """
         return self._image_embeddings(pixel_values)[0]
 
+    @torch.no_grad()
+    def get_prompt_embeddings(
+        self,
+        input_points: torch.Tensor | None = None,
+        input_labels: torch.Tensor | None = None,
+        input_boxes: torch.Tensor | None = None,
+        input_masks: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prompt encoder's `(sparse, dense)` embeddings of prompts as `forward` takes them
+        (see `EdgeTamPromptEncoder.forward` for the shapes)."""
+        return self.prompt_encoder(
+            input_points=input_points, input_labels=input_labels, input_boxes=input_boxes, input_masks=input_masks
+        )
+
     def _image_embeddings(self, pixel_values: torch.Tensor) -> tuple[list[torch.Tensor], tuple[torch.Tensor, ...]]:
         """`get_image_embeddings`'s list, and the trunk's stage outputs."""
         _check_pixel_values(pixel_values, self.config.prompt_encoder_config.image_size)
@@ -248,6 +262,8 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
+        attention_similarity: torch.Tensor | None = None,
+        target_embedding: torch.Tensor | None = None,
         **kwargs,
     ) -> EdgeTamImageSegmentationOutput:
         """Predicts masks for every object of every image.
@@ -277,8 +293,13 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
             output_attentions: accepted for transformers' signature; no attention weights are
                 returned (`vision_attentions` / `mask_decoder_attentions` stay None, as the trunk of
                 transformers' EdgeTam has none either; the decoder runs fused attention kernels).
+            attention_similarity, target_embedding: transformers' PerSAM personalisation inputs;
+                refused with a ValueError (docs/differences.md): EdgeTAM was not trained with them.
         """
         kwargs.pop("original_sizes", None)
+        for name, value in (("attention_similarity", attention_similarity), ("target_embedding", target_embedding)):
+            if value is not None:
+                raise ValueError(f"{name} (PerSAM personalisation) is not supported by edgetam-hf's EdgeTamModel")
         if kwargs:
             raise TypeError(f"EdgeTamModel.forward got unexpected arguments: {sorted(kwargs)}")
         if (pixel_values is None) == (image_embeddings is None):
