@@ -92,6 +92,9 @@ def test_streaming_recipe_and_video_output_shapes(video_model, video_processor):
     # transformers' session holds the frame size as the processor's 0-d tensors
     for side, expected in ((session.video_height, VIDEO_HEIGHT), (session.video_width, VIDEO_WIDTH)):
         assert isinstance(side, torch.Tensor) and side.ndim == 0 and int(side) == expected
+    sizes = [[session.video_height, session.video_width]]  # as transformers' docs pass them
+    masks = video_processor.post_process_masks([output.pred_masks], original_sizes=sizes, binarize=False)[0]
+    assert masks.shape == (2, 1, VIDEO_HEIGHT, VIDEO_WIDTH)
 
 
 def test_whole_video_session_has_tensor_frame_size(video_processor):  # noqa: F811
