@@ -157,7 +157,6 @@ def _architecture(config_dict: dict) -> dict:
             "input_masks holds NaN",
         ),
         ({"pixel_values": torch.full((1, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE), float("nan"))}, "pixel_values holds NaN"),
-        ({}, "prompt"),
     ],
 )
 def test_bad_input_names_the_argument(tiny_model, kwargs, message):

@@ -305,14 +305,32 @@ def test_post_process_masks_is_plain_bilinear_upsampling(processor):
         assert binary[index].dtype == torch.bool and torch.equal(binary[index], expected > 1.0)
 
 
-def test_post_process_masks_rejects_what_it_cannot_do(processor):
+def test_post_process_masks_refuses_a_mismatch_and_a_wrong_type(processor):
     logits = torch.zeros(1, 1, 1, 256, 256)
-    with pytest.raises(NotImplementedError, match="max_hole_area"):
-        processor.post_process_masks(logits, [[10, 10]], max_hole_area=8)
-    with pytest.raises(NotImplementedError, match="max_sprinkle_area"):
-        processor.post_process_masks(logits, [[10, 10]], max_sprinkle_area=8)
     with pytest.raises(ValueError, match="masks holds 1 images but original_sizes holds 2"):
         processor.post_process_masks(logits, [[10, 10], [10, 10]])
+    with pytest.raises(TypeError, match=r"masks\[0\]"):  # as transformers' Sam2 processor
+        processor.post_process_masks([[1, 0], [0, 1]], [[10, 10]])
+
+
+def test_post_process_masks_fills_small_holes_and_removes_small_sprinkles(processor):
+    logits = torch.full((1, 1, 16, 16), -5.0)
+    logits[0, 0, 2:10, 2:10] = 5.0
+    logits[0, 0, 5, 5] = -3.0  # a one-pixel hole in the object
+    logits[0, 0, 14, 14] = 4.0  # a one-pixel sprinkle
+    cleaned = processor.post_process_masks([logits], [[16, 16]], max_hole_area=2, max_sprinkle_area=2, binarize=False)[0]
+    assert cleaned[0, 0, 5, 5] == 10.0 and cleaned[0, 0, 14, 14] == -10.0
+    unchanged = cleaned != 10.0
+    unchanged[0, 0, 14, 14] = False
+    assert torch.equal(cleaned[unchanged], logits[unchanged])
+
+
+def test_post_process_masks_non_overlapping_keeps_the_highest_object(processor):
+    logits = torch.full((2, 1, 8, 8), -5.0)
+    logits[0, 0, :, :4], logits[1, 0, :, 2:] = 5.0, 6.0  # overlap on columns 2 and 3
+    masks = processor.post_process_masks([logits], [[8, 8]], apply_non_overlapping_constraints=True)[0]
+    assert not bool((masks[0] & masks[1]).any())
+    assert masks[0, 0, :, :2].all() and masks[1, 0, :, 2:].all()
 
 
 # ----------------------------------------------------------------------------- save / load

@@ -157,7 +157,7 @@ def test_mask_prompt_is_the_output_on_its_frame(model, processor):
     processor.add_inputs_to_inference_session(session, 0, 7, input_masks=[mask])
     output = model(session, frame_idx=0)
     # The mask becomes logits of +-10 and the object counts as present (score 20 * 1 - 10).
-    assert output.object_score_logits.tolist() == [10.0]
+    assert output.object_score_logits.tolist() == [[10.0]]
     video_masks = processor.post_process_masks([output.pred_masks], [[VIDEO_HEIGHT, VIDEO_WIDTH]])[0][0, 0]
     assert (video_masks ^ mask).float().mean().item() < 0.01
     outputs = list(model.propagate_in_video_iterator(session))

@@ -63,22 +63,26 @@ def config_dict_for(config_class, config_dict: dict) -> dict:
             "`edgetam-hf convert edgetam.pt FOLDER` (the default --model both)"
         )
     ours = dict(config_dict)
-    if "vision_config" in ours:
-        ours["vision_config"] = _vision_from_disk(ours["vision_config"])
-    elif model_type in TRANSFORMERS_MODEL_TYPES.values():
+    if "vision_config" not in ours and model_type in TRANSFORMERS_MODEL_TYPES.values():
         raise ValueError(
             "config.json has no vision_config: transformers' EdgeTam default there is not EdgeTAM's "
             "encoder (a SAM 2 Hiera or a ResNet-50), so it must name the repvit_m1 backbone"
         )
-    for key in ("prompt_encoder_config", "mask_decoder_config"):
-        if isinstance(ours.get(key), dict):
-            ours[key] = dict(ours[key], model_type=_OUR_SUB_CONFIG_MODEL_TYPES[key])
-    prompt_encoder = ours.get("prompt_encoder_config")
-    if isinstance(prompt_encoder, dict) and "scale" in prompt_encoder:
-        prompt_encoder["scale"] = float(prompt_encoder["scale"])  # typed int in transformers, float here
+    for key in _OUR_SUB_CONFIG_MODEL_TYPES:
+        # a vision_config that is not a dict is refused by name; the others default when absent
+        if (key == "vision_config" and key in ours) or isinstance(ours.get(key), dict):
+            ours[key] = sub_config_dict_for(key, ours[key])
     if "rope_parameters" in ours:
         ours["memory_attention_rope_theta"] = _rope_theta(ours.pop("rope_parameters"))
     return ours
+
+
+def sub_config_dict_for(key: str, sub_config: dict) -> dict:
+    """One sub-config's dict (`key` as in config.json: "vision_config", ...), in either library's
+    vocabulary, in ours; also what a sub-config class's `from_pretrained` reads from a whole folder."""
+    if key == "vision_config":
+        return _vision_from_disk(sub_config)
+    return dict(sub_config, model_type=_OUR_SUB_CONFIG_MODEL_TYPES[key])
 
 
 def _is_video_type(model_type: str) -> bool:

@@ -15,12 +15,21 @@ import dataclasses
 from huggingface_hub.dataclasses import strict
 from transformers.configuration_utils import PreTrainedConfig
 
-from .config_format import config_dict_for, without_model_type_warning, write_config_json
+from .config_format import config_dict_for, sub_config_dict_for, without_model_type_warning, write_config_json
 from .remote_code import WritesItsOwnAutoMap, write_classes_file
 
 
+class _SubConfig(PreTrainedConfig):
+    """A sub-config read on its own (`EdgeTamVisionConfig.from_pretrained(folder)` takes its part
+    of config.json) reads either library's vocabulary, as the whole config does."""
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        return super().from_dict(sub_config_dict_for(cls.base_config_key, config_dict), **kwargs)
+
+
 @strict
-class EdgeTamVisionConfig(PreTrainedConfig):
+class EdgeTamVisionConfig(_SubConfig):
     """RepViT-M1 trunk + FPN neck (original: `ImageEncoder(TimmBackbone, FpnNeck)`).
 
     `backbone_embed_dims` / `backbone_depths` describe the trunk stages from high to low
@@ -75,7 +84,7 @@ class EdgeTamVisionConfig(PreTrainedConfig):
 
 
 @strict
-class EdgeTamPromptEncoderConfig(PreTrainedConfig):
+class EdgeTamPromptEncoderConfig(_SubConfig):
     """SAM 2 prompt encoder (original: `sam2.modeling.sam.prompt_encoder.PromptEncoder`)."""
 
     model_type = "edgetam_hf_prompt_encoder"
@@ -88,11 +97,16 @@ class EdgeTamPromptEncoderConfig(PreTrainedConfig):
     num_point_embeddings: int = 4
     hidden_act: str = "gelu"
     layer_norm_eps: float = 1e-6
-    scale: float = 1.0
+    # transformers types it int (its default 1): both are read, and kept as a float.
+    scale: int | float = 1.0
+
+    def __post_init__(self, **kwargs):
+        self.scale = float(self.scale)
+        super().__post_init__(**kwargs)
 
 
 @strict
-class EdgeTamMaskDecoderConfig(PreTrainedConfig):
+class EdgeTamMaskDecoderConfig(_SubConfig):
     """SAM 2 two-way transformer mask decoder (original: `sam2.modeling.sam.mask_decoder.MaskDecoder`)."""
 
     model_type = "edgetam_hf_mask_decoder"
@@ -140,6 +154,11 @@ class EdgeTamConfig(WritesItsOwnAutoMap, PreTrainedConfig):
         # config reads a video folder, as in transformers. Translating here, not when the file is
         # read, serves AutoConfig too, which reads the file itself and then calls from_dict.
         return super().from_dict(_fit_to_class(cls, config_dict_for(cls, config_dict)), **kwargs)
+
+    @classmethod
+    def from_json_file(cls, json_file):
+        # transformers' version builds the class from the raw dict, past the translation in from_dict.
+        return cls.from_dict(cls._dict_from_json_file(json_file))
 
     def to_json_file(self, json_file_path, use_diff: bool = True):
         # Our model type, with the sub-configs in transformers' vocabulary where it can express
@@ -247,9 +266,10 @@ def _as_config(config_class, value):
 
 def _fit_to_class(config_class, config_dict: dict) -> dict:
     """Drops the fields that only the video config has when the image config reads a video folder
-    (as transformers' `EdgeTamModel` does with `facebook/EdgeTAM`)."""
+    (as transformers' `EdgeTamModel` does with `facebook/EdgeTAM`), and the `auto_map`."""
     own_fields = {field.name for field in dataclasses.fields(config_class)}
     video_only = {field.name for field in dataclasses.fields(EdgeTamVideoConfig)} - own_fields
-    fitted = {key: value for key, value in config_dict.items() if key not in video_only}
+    # auto_map points transformers at our classes; this is one, and writing adds it back.
+    fitted = {key: value for key, value in config_dict.items() if key not in video_only and key != "auto_map"}
     fitted["model_type"] = config_class.model_type
     return fitted

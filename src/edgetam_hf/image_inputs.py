@@ -108,6 +108,9 @@ def as_size_list(original_sizes, name: str) -> list[tuple[int, int]]:
         raise ValueError(f"{name} must be (batch, 2): (height, width) per image; got {original_sizes!r}")
     sizes = []
     for index, size in enumerate(original_sizes):
+        if isinstance(size, (list, tuple)):
+            # e.g. [[session.video_height, session.video_width]]: 0-d tensors, as transformers' session holds them
+            size = [side.item() if isinstance(side, torch.Tensor) and side.ndim == 0 else side for side in size]
         if not isinstance(size, (list, tuple)) or len(size) != 2:
             raise ValueError(f"{name}[{index}] must be (height, width); got {size!r}")
         if not all(_is_image_side(side) for side in size):

@@ -27,6 +27,7 @@ from .image_inputs import as_image_list, as_size_list, convert_tensors, image_to
 from .mask_generation import crops_and_point_prompts, filter_mask_batch, remove_duplicate_masks
 from .masks_and_boxes import rle_to_mask, rle_with_list_counts
 from .remote_code import WritesItsOwnAutoMap, image_processor_class_path
+from .video.hole_filling import small_component_mask
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ class EdgeTamImageProcessor(WritesItsOwnAutoMap, BaseImageProcessor):
         binarize: bool = True,
         max_hole_area: float = 0.0,
         max_sprinkle_area: float = 0.0,
+        apply_non_overlapping_constraints: bool = False,
         reshaped_input_sizes=None,
     ) -> list[torch.Tensor]:
         """Upsample low-resolution mask logits to each image's size, as the original does.
@@ -142,8 +144,14 @@ class EdgeTamImageProcessor(WritesItsOwnAutoMap, BaseImageProcessor):
             original_sizes: (batch, 2) as (height, width), e.g. the processor's `original_sizes`.
             mask_threshold: logits above it are foreground when `binarize`.
             binarize: return bool masks; otherwise float32 logits at image resolution.
-            max_hole_area, max_sprinkle_area: hole filling / sprinkle removal of the original;
-                not implemented, only 0 (off) is accepted.
+            max_hole_area, max_sprinkle_area: as the original's `SAM2Transforms.postprocess_masks`,
+                on the low-resolution logits: background regions (8-connected) of at most
+                `max_hole_area` pixels become foreground (threshold + 10), then foreground regions
+                of at most `max_sprinkle_area` pixels become background (threshold - 10). 0: off.
+            apply_non_overlapping_constraints: where objects overlap, keep the one with the highest
+                logit and push the others' logits to at most -10 (the original's
+                `_apply_non_overlapping_constraints`, over the first dimension of each image's masks,
+                the objects).
             reshaped_input_sizes: ignored; transformers' mask-generation pipeline passes it (for SAM's
                 padded inputs; EdgeTAM resizes to the full square and pads nothing).
 
@@ -154,20 +162,20 @@ class EdgeTamImageProcessor(WritesItsOwnAutoMap, BaseImageProcessor):
         Returns:
             list with one tensor per image, (..., height, width), bool or float32.
         """
-        if max_hole_area > 0 or max_sprinkle_area > 0:
-            raise NotImplementedError(
-                "max_hole_area / max_sprinkle_area > 0 (connected-component hole filling) is not implemented; "
-                "pass 0 to turn it off (the reference fixtures are made without it)"
-            )
+        masks = [_as_float_tensor(image_masks, f"masks[{index}]") for index, image_masks in enumerate(masks)]
         sizes = as_size_list(original_sizes, "original_sizes")
         if len(masks) != len(sizes):
             raise ValueError(f"masks holds {len(masks)} images but original_sizes holds {len(sizes)}")
-        for image_masks, size in zip(masks, sizes):
+        for image_masks, size in zip(masks, sizes, strict=True):
             check_room_for_upsampled_masks(image_masks, size)
-        return [
-            _upsample_logits(_as_float_tensor(image_masks, f"masks[{index}]"), size, mask_threshold, binarize)
-            for index, (image_masks, size) in enumerate(zip(masks, sizes))
-        ]
+        upsampled = []
+        for image_masks, size in zip(masks, sizes, strict=True):
+            image_masks = _remove_small_regions(image_masks, mask_threshold, max_hole_area, max_sprinkle_area)
+            logits = _upsample_logits(image_masks, size)
+            if apply_non_overlapping_constraints:
+                logits = _non_overlapping(logits)
+            upsampled.append(logits > mask_threshold if binarize else logits)
+        return upsampled
 
     @staticmethod
     def clamp_mask_logits(low_res_logits: torch.Tensor, limit: float = MASK_LOGITS_CLAMP) -> torch.Tensor:
@@ -319,7 +327,33 @@ def _size_dict(size, name: str) -> dict[str, int]:
     return {"height": int(size["height"]), "width": int(size["width"])}
 
 
-def _upsample_logits(logits: torch.Tensor, size_hw: tuple[int, int], threshold: float, binarize: bool):
+def _remove_small_regions(logits: torch.Tensor, threshold: float, max_hole_area: float, max_sprinkle_area: float):
+    """(..., h, w) logits with small holes filled and small sprinkles removed (see `post_process_masks`).
+    Both kinds of region are found on the given logits, as the original finds them."""
+    holes, sprinkles = logits <= threshold, logits > threshold
+    if max_hole_area > 0:
+        logits = torch.where(_small_regions(holes, max_hole_area), torch.tensor(threshold + 10.0), logits)
+    if max_sprinkle_area > 0:
+        logits = torch.where(_small_regions(sprinkles, max_sprinkle_area), torch.tensor(threshold - 10.0), logits)
+    return logits
+
+
+def _small_regions(region: torch.Tensor, max_area: float) -> torch.Tensor:
+    """(..., h, w) bool -> the pixels of `region` whose 8-connected component has at most `max_area` pixels."""
+    planes = region.reshape(-1, 1, *region.shape[-2:])
+    return small_component_mask(planes, int(max_area)).reshape(region.shape)
+
+
+def _non_overlapping(logits: torch.Tensor) -> torch.Tensor:
+    """(num_objects, ...) logits: at each pixel only the highest object keeps its logit."""
+    if logits.ndim < 3 or logits.shape[0] == 1:
+        return logits
+    objects = torch.arange(logits.shape[0], device=logits.device).reshape(-1, *([1] * (logits.ndim - 1)))
+    keep = torch.argmax(logits, dim=0, keepdim=True) == objects
+    return torch.where(keep, logits, torch.clamp(logits, max=-10.0))
+
+
+def _upsample_logits(logits: torch.Tensor, size_hw: tuple[int, int]):
     if logits.ndim < 2:
         raise ValueError(f"masks: expected logits of shape (..., height, width); got {tuple(logits.shape)}")
     leading_shape = logits.shape[:-2]
@@ -327,13 +361,12 @@ def _upsample_logits(logits: torch.Tensor, size_hw: tuple[int, int], threshold: 
     # the leading dimensions does not change any value.
     planes = logits.reshape(1, -1, *logits.shape[-2:]) if logits.ndim != 4 else logits
     upsampled = F.interpolate(planes, size=list(size_hw), mode="bilinear", align_corners=False)
-    upsampled = upsampled.reshape(*leading_shape, *size_hw)
-    return upsampled > threshold if binarize else upsampled
+    return upsampled.reshape(*leading_shape, *size_hw)
 
 
 def _as_float_tensor(value, name: str) -> torch.Tensor:
     if isinstance(value, np.ndarray):
         value = torch.from_numpy(value)
     if not isinstance(value, torch.Tensor):
-        raise ValueError(f"{name} must be a torch tensor or numpy array; got {type(value).__name__}")
+        raise TypeError(f"{name} must be a torch tensor or numpy array; got {type(value).__name__}")
     return value.float()

@@ -9,10 +9,13 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
+from transformers.utils.generic import can_return_tuple
 
 from .configuration import EdgeTamConfig
+from .conventions import LABEL_PADDING
 from .layers import compose_pointwise_convs, pointwise_conv
 from .mask_decoder import EdgeTamMaskDecoder, EdgeTamMaskDecoderOutput
+from .model_inputs import check_in_input_frame, check_pixel_values, checked_prompts, mask_prompt
 from .outputs import EdgeTamImageSegmentationOutput
 from .position_encoding import RandomFourierPositionEncoding
 from .prompt_encoder import EdgeTamPromptEncoder
@@ -83,28 +86,33 @@ class EdgeTamPreTrainedModel(WritesItsOwnAutoMap, PreTrainedModel):
         Inputs are cast to it."""
         return self.no_memory_embedding.dtype
 
-    def get_image_positional_embeddings(self) -> torch.Tensor:
+    def get_image_wide_positional_embeddings(self) -> torch.Tensor:
         """The encoding of the image-embedding grid: (1, hidden_size, 64, 64)."""
         return self.shared_image_embedding.grid(*self.prompt_encoder.image_embedding_size)[None]
 
     def _frame_features(self, pixel_values: torch.Tensor) -> FrameFeatures:
         """(batch, 3, 1024, 1024) normalised pixels -> the image encoder's features, the two
         high-resolution levels projected for the mask decoder (original: `forward_image`)."""
+        return self._trunk_and_frame_features(pixel_values)[1]
+
+    def _trunk_and_frame_features(self, pixel_values: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], FrameFeatures]:
+        """`_frame_features`, with the trunk's stage outputs before them (high to low resolution),
+        which `output_hidden_states=True` returns."""
         # The processor's float32 pixels serve a bfloat16 / float16 model too.
         pixel_values = pixel_values.to(self.compute_dtype)
+        trunk_features = self.vision_encoder.backbone(pixel_values)
         projections = self._high_resolution_projections()
         if projections is None:
-            fpn_features, fpn_positions = self.vision_encoder(pixel_values)
+            fpn_features, fpn_positions = self.vision_encoder.neck(trunk_features)
             high_resolution = self.mask_decoder.project_high_resolution_features(fpn_features[:2])
-            return FrameFeatures(tuple(high_resolution), fpn_features[-1], fpn_positions[-1])
-        trunk_features = self.vision_encoder.backbone(pixel_values)
+            return trunk_features, FrameFeatures(tuple(high_resolution), fpn_features[-1], fpn_positions[-1])
         vision_features, vision_position = self.vision_encoder.neck.lowest_kept_level(trunk_features)
         # Composed in float32: cast to the maps' dtype.
         high_resolution = tuple(
             pointwise_conv(maps, weight.to(maps.dtype), bias.to(maps.dtype))
             for maps, (weight, bias) in zip(trunk_features, projections)
         )
-        return FrameFeatures(high_resolution, vision_features, vision_position)
+        return trunk_features, FrameFeatures(high_resolution, vision_features, vision_position)
 
     def _high_resolution_projections(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
         """For the two highest-resolution levels, (weight, bias) of one 1x1 conv from the trunk's
@@ -148,7 +156,7 @@ class EdgeTamPreTrainedModel(WritesItsOwnAutoMap, PreTrainedModel):
         )
         return self.mask_decoder(
             image_embeddings=image_embedding,
-            image_positional_embeddings=self.get_image_positional_embeddings(),
+            image_positional_embeddings=self.get_image_wide_positional_embeddings(),
             sparse_prompt_embeddings=sparse_embeddings,
             dense_prompt_embeddings=dense_embeddings,
             multimask_output=multimask_output,
@@ -219,13 +227,30 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         high-resolution levels projected for the mask decoder, and the image embedding with the
         no-memory embedding added, as the original image predictor's `set_image` stores them.
         """
-        return self._image_embeddings(pixel_values)
+        return self._image_embeddings(pixel_values)[0]
 
-    def _image_embeddings(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
-        _check_pixel_values(pixel_values, self.config.prompt_encoder_config.image_size)
-        features = self._frame_features(pixel_values)
-        return [*features.high_resolution_features, self._add_no_memory_embedding(features.vision_features)]
+    @torch.no_grad()
+    def get_prompt_embeddings(
+        self,
+        input_points: torch.Tensor | None = None,
+        input_labels: torch.Tensor | None = None,
+        input_boxes: torch.Tensor | None = None,
+        input_masks: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prompt encoder's `(sparse, dense)` embeddings of prompts as `forward` takes them
+        (see `EdgeTamPromptEncoder.forward` for the shapes)."""
+        return self.prompt_encoder(
+            input_points=input_points, input_labels=input_labels, input_boxes=input_boxes, input_masks=input_masks
+        )
 
+    def _image_embeddings(self, pixel_values: torch.Tensor) -> tuple[list[torch.Tensor], tuple[torch.Tensor, ...]]:
+        """`get_image_embeddings`'s list, and the trunk's stage outputs."""
+        check_pixel_values(pixel_values, self.config.prompt_encoder_config.image_size)
+        trunk_features, features = self._trunk_and_frame_features(pixel_values)
+        embeddings = [*features.high_resolution_features, self._add_no_memory_embedding(features.vision_features)]
+        return embeddings, tuple(trunk_features)
+
+    @can_return_tuple
     def forward(
         self,
         pixel_values: torch.Tensor | None = None,
@@ -236,9 +261,17 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
         image_embeddings: list[torch.Tensor] | None = None,
         multimask_output: bool = True,
         labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        attention_similarity: torch.Tensor | None = None,
+        target_embedding: torch.Tensor | None = None,
         **kwargs,
     ) -> EdgeTamImageSegmentationOutput:
         """Predicts masks for every object of every image.
+
+        Without any prompt, each image gets one object decoded from a lone padding point (the
+        original's `_forward_sam_heads` without points, and transformers' `Sam2Model`).
+        `return_dict=False` returns `to_tuple()` of the output, as in transformers.
 
         Args:
             pixel_values: `(batch, 3, 1024, 1024)` from `EdgeTamProcessor`; or give `image_embeddings`.
@@ -256,21 +289,37 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
             labels: `(batch, num_objects, height, width)` binary ground-truth masks at the size of
                 `pixel_values` (`EdgeTamProcessor(..., labels=masks)` builds them): the output then
                 holds the training loss and its terms (see `edgetam_hf.losses`).
+            output_hidden_states: return the image encoder's trunk stages as `vision_hidden_states`
+                (default: `config.output_hidden_states`).
+            output_attentions: accepted for transformers' signature; no attention weights are
+                returned (`vision_attentions` / `mask_decoder_attentions` stay None, as the trunk of
+                transformers' EdgeTam has none either; the decoder runs fused attention kernels).
+            attention_similarity, target_embedding: transformers' PerSAM personalisation inputs;
+                refused with a ValueError (docs/differences.md): EdgeTAM was not trained with them.
         """
         kwargs.pop("original_sizes", None)
+        for name, value in (("attention_similarity", attention_similarity), ("target_embedding", target_embedding)):
+            if value is not None:
+                raise ValueError(f"{name} (PerSAM personalisation) is not supported by edgetam-hf's EdgeTamModel")
         if kwargs:
             raise TypeError(f"EdgeTamModel.forward got unexpected arguments: {sorted(kwargs)}")
         if (pixel_values is None) == (image_embeddings is None):
             raise ValueError("pass exactly one of pixel_values or image_embeddings")
+        output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        vision_hidden_states = None
         if image_embeddings is None:
-            image_embeddings = self._image_embeddings(pixel_values)
+            image_embeddings, trunk_features = self._image_embeddings(pixel_values)
+            vision_hidden_states = trunk_features if output_hidden_states else None
         else:
             image_embeddings = [embedding.to(self.compute_dtype) for embedding in image_embeddings]
         batch_size = image_embeddings[-1].shape[0]
-        points, point_labels, num_objects = _checked_prompts(input_points, input_labels, input_boxes, input_masks, batch_size)
-        _check_in_input_frame(points, point_labels, input_boxes, self.config.prompt_encoder_config.image_size)
+        if input_points is None and input_labels is None and input_boxes is None and input_masks is None:
+            input_points = image_embeddings[-1].new_zeros(batch_size, 1, 1, 2)
+            input_labels = torch.full((batch_size, 1, 1), LABEL_PADDING, device=input_points.device)
+        points, point_labels, num_objects = checked_prompts(input_points, input_labels, input_boxes, input_masks, batch_size)
+        check_in_input_frame(points, point_labels, input_boxes, self.config.prompt_encoder_config.image_size)
         mask_input_size = self.prompt_encoder.mask_input_size
-        dense_mask_prompt = _mask_prompt(input_masks, batch_size, num_objects, mask_input_size, self.compute_dtype)
+        dense_mask_prompt = mask_prompt(input_masks, batch_size, num_objects, mask_input_size, self.compute_dtype)
 
         decoder_output = self._decode_prompts(
             image_embeddings[-1], image_embeddings[:-1], points, point_labels, input_boxes, dense_mask_prompt, multimask_output
@@ -289,107 +338,6 @@ class EdgeTamModel(EdgeTamPreTrainedModel):
             iou_scores=decoder_output.iou_scores,
             object_score_logits=decoder_output.object_score_logits,
             image_embeddings=image_embeddings,
+            vision_hidden_states=vision_hidden_states,
             **loss_terms,
         )
-
-
-def _check_pixel_values(pixel_values: torch.Tensor, image_size: int) -> None:
-    expected = f"(batch, 3, {image_size}, {image_size}) as EdgeTamProcessor returns"
-    if not isinstance(pixel_values, torch.Tensor):
-        raise ValueError(f"pixel_values must be a torch.Tensor of shape {expected}, got {type(pixel_values).__name__}")
-    if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != (3, image_size, image_size):
-        raise ValueError(f"pixel_values must have shape {expected}, got {tuple(pixel_values.shape)}")
-    _check_finite("pixel_values", pixel_values)
-
-
-def _checked_prompts(input_points, input_labels, input_boxes, input_masks, batch_size):
-    """Validates the prompt tensors; returns `(points, labels, num_objects)`.
-
-    Labels default to 1 (foreground) when points come without them. A mask prompt alone becomes
-    zero-length points, so that the prompt encoder gives no sparse token, as the original does.
-    """
-    for name, prompt in (("input_points", input_points), ("input_boxes", input_boxes), ("input_masks", input_masks)):
-        if isinstance(prompt, torch.Tensor) and prompt.ndim >= 2 and prompt.shape[1] == 0:
-            raise ValueError(f"{name} describes no object (shape {tuple(prompt.shape)}); expected num_objects >= 1")
-    if input_boxes is not None:
-        _check_shape("input_boxes", input_boxes, (batch_size, None, 4), "(batch, num_objects, 4)")
-        if bool((input_boxes[..., 2] < input_boxes[..., 0]).any() or (input_boxes[..., 3] < input_boxes[..., 1]).any()):
-            raise ValueError("input_boxes must be (x0, y0, x1, y1) with x1 >= x0 and y1 >= y0")
-    if input_points is None:
-        if input_labels is not None:
-            raise ValueError("input_labels were given without input_points")
-        if input_boxes is not None:
-            return None, None, input_boxes.shape[1]
-        if input_masks is None:
-            raise ValueError("give at least one prompt: input_points, input_boxes or input_masks")
-        _check_shape("input_masks", input_masks, (batch_size, None, None, None), "(batch, num_objects, 256, 256)")
-        num_objects = input_masks.shape[1]
-        points = input_masks.new_zeros(batch_size, num_objects, 0, 2)
-        labels = torch.zeros(batch_size, num_objects, 0, dtype=torch.long, device=input_masks.device)
-        return points, labels, num_objects
-
-    _check_shape("input_points", input_points, (batch_size, None, None, 2), "(batch, num_objects, num_points, 2)")
-    if input_labels is None:
-        input_labels = torch.ones(input_points.shape[:3], dtype=torch.long, device=input_points.device)
-    _check_shape("input_labels", input_labels, tuple(input_points.shape[:3]), "(batch, num_objects, num_points) like input_points")
-    if input_boxes is not None and input_boxes.shape[1] != input_points.shape[1]:
-        raise ValueError(
-            f"input_boxes and input_points must describe the same number of objects, got "
-            f"{input_boxes.shape[1]} boxes and {input_points.shape[1]} point groups per image"
-        )
-    return input_points, input_labels, input_points.shape[1]
-
-
-# How to bring prompts in image pixels into the model's input frame.
-_SCALE_WITH_PROCESSOR = (
-    "give prompts in image pixels to the processor, which scales them: "
-    'processor(original_sizes=inputs["original_sizes"], input_points=..., input_labels=..., input_boxes=...)'
-)
-
-
-def _check_in_input_frame(points, labels, boxes, image_size: int) -> None:
-    """Refuses coordinates outside the model's `image_size` square: prompts in image pixels,
-    which would otherwise give a plausible mask at the wrong place."""
-    real_points = points[labels != -1] if points is not None else None  # -1: padding
-    for name, coordinates in (("input_points", real_points), ("input_boxes", boxes)):
-        if coordinates is None or coordinates.numel() == 0:
-            continue
-        low, high = coordinates.min().item(), coordinates.max().item()
-        if low < 0 or high > image_size:
-            raise ValueError(
-                f"{name} holds coordinates from {low:g} to {high:g}, outside the model's {image_size}x{image_size} "
-                f"input frame in which the model reads them; {_SCALE_WITH_PROCESSOR}"
-            )
-
-
-def _mask_prompt(input_masks, batch_size, num_objects, mask_input_size, dtype: torch.dtype):
-    """`input_masks` (batch, num_objects, 256, 256) -> the prompt encoder's (batch * num_objects, 1, 256, 256)."""
-    if input_masks is None:
-        return None
-    expected_shape = (batch_size, num_objects, *mask_input_size)
-    description = f"(batch, num_objects, {mask_input_size[0]}, {mask_input_size[1]})"
-    _check_shape("input_masks", input_masks, expected_shape, description)
-    return input_masks.reshape(batch_size * num_objects, 1, *mask_input_size).to(dtype)
-
-
-def _check_shape(name: str, tensor, expected: tuple, description: str) -> None:
-    """Raises a ValueError naming `name` unless `tensor` has `expected` shape (None: any size)."""
-    if not isinstance(tensor, torch.Tensor):
-        hint = f"; {_SCALE_WITH_PROCESSOR}" if name in ("input_points", "input_boxes") else ""
-        raise ValueError(f"{name} must be a torch.Tensor of shape {description}, got {type(tensor).__name__}{hint}")
-    matches = tensor.ndim == len(expected) and all(
-        want is None or have == want for have, want in zip(tensor.shape, expected)
-    )
-    if not matches:
-        batch = expected[0]
-        hint = "" if tensor.ndim == 0 or tensor.shape[0] == batch else f" (batch {batch}: that of pixel_values / image_embeddings)"
-        raise ValueError(f"{name} must have shape {description}{hint}, got {tuple(tensor.shape)}")
-    _check_finite(name, tensor)
-
-
-def _check_finite(name: str, tensor: torch.Tensor) -> None:
-    if tensor.is_complex():
-        raise ValueError(f"{name} must hold real numbers; got dtype {tensor.dtype}")
-    # A NaN prompt or pixel flows through every layer into NaN masks and scores without an error.
-    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-        raise ValueError(f"{name} holds NaN or infinite values; expected finite numbers")

@@ -84,19 +84,20 @@ class EdgeTamProcessor(WritesItsOwnAutoMap, ProcessorMixin):
     def __call__(
         self,
         images=None,
+        segmentation_maps=None,
         input_points=None,
         input_labels=None,
         input_boxes=None,
         input_masks=None,
         original_sizes=None,
         labels=None,
-        return_tensors: str | None = "pt",
-        **images_kwargs,
+        **kwargs,
     ) -> BatchFeature:
         """Preprocess images and / or prompts.
 
         Args:
             images: see `EdgeTamImageProcessor.preprocess`; one image or a batch.
+            segmentation_maps: refused: give ground-truth masks per object as `labels`.
             input_points: nested as [image][object][point][x, y] in original-image pixels
                 (list, numpy array or tensor); objects and points are padded to the largest count.
             input_labels: nested as [image][object][point]; defaults to 1 (positive) for every point.
@@ -107,7 +108,11 @@ class EdgeTamProcessor(WritesItsOwnAutoMap, ProcessorMixin):
             original_sizes: (batch, 2) as (height, width), needed for prompts when `images` is None.
             labels: ground-truth masks for training, per image (num_objects, height, width) at the
                 original image size (bool or {0, 1}), the same number of objects per image.
-            return_tensors: "pt" (default; None means the same) or "np".
+            kwargs: `return_tensors`: "pt" or "np"; None (the default) returns torch tensors as
+                "pt" does. `device`: where the returned tensors go; the preprocessing itself runs on
+                the CPU, as the original's does. Any other option goes to the image processor.
+                As in transformers, options may also come grouped (`images_kwargs={...}`,
+                `common_kwargs={...}`; an empty `text_kwargs`).
 
         Returns:
             `BatchFeature` with `pixel_values` (when images are given), `original_sizes` (batch, 2)
@@ -115,12 +120,26 @@ class EdgeTamProcessor(WritesItsOwnAutoMap, ProcessorMixin):
             `input_masks` (shapes and dtypes in the module docstring), and `labels` (batch,
             num_objects, target_size, target_size) float32 {0, 1} when masks are given.
         """
+        if segmentation_maps is not None:
+            # transformers' Sam2Processor turns one map per image into (256, 256) labels; EdgeTAM's
+            # loss needs one mask per object at the input size, which `labels` builds.
+            raise ValueError(
+                "segmentation_maps is not supported: pass labels=[per image (num_objects, height, width) masks]"
+            )
+        images_kwargs = _flat_kwargs(kwargs)
+        return_tensors = images_kwargs.pop("return_tensors", None)
+        device = images_kwargs.pop("device", None)
         encoding = self._encode_images_or_sizes(images, original_sizes, images_kwargs)
         sizes = as_size_list(encoding["original_sizes"], "original_sizes")
         encoding.update(self._encode_prompts(sizes, input_points, input_labels, input_boxes, input_masks))
         if labels is not None:
             encoding["labels"] = self._encode_labels(labels, sizes)
-        return BatchFeature(data=convert_tensors(dict(encoding), return_tensors))
+        features = BatchFeature(data=convert_tensors(dict(encoding), return_tensors))
+        if device is not None:
+            if return_tensors == "np":
+                raise ValueError('device= moves torch tensors; it cannot be used with return_tensors="np"')
+            features = features.to(device)
+        return features
 
     def _encode_images_or_sizes(self, images, original_sizes, images_kwargs) -> dict:
         given_sizes = as_size_list(original_sizes, "original_sizes") if original_sizes is not None else None
@@ -284,6 +303,25 @@ class EdgeTamProcessor(WritesItsOwnAutoMap, ProcessorMixin):
     def clamp_mask_logits(self, low_res_logits: torch.Tensor) -> torch.Tensor:
         """See `EdgeTamImageProcessor.clamp_mask_logits`."""
         return self.image_processor.clamp_mask_logits(low_res_logits)
+
+
+# transformers' processors take options flat or grouped by modality; EdgeTAM has images only.
+_OPTION_GROUPS = ("images_kwargs", "common_kwargs")
+_OTHER_MODALITY_GROUPS = ("text_kwargs", "videos_kwargs", "audio_kwargs")
+
+
+def _flat_kwargs(kwargs: dict) -> dict:
+    """The processor's options, with the groups (`images_kwargs={...}`, ...) flattened."""
+    flat = dict(kwargs)
+    for group in _OTHER_MODALITY_GROUPS:
+        if flat.pop(group, None):
+            raise ValueError(f"{group} holds options for a modality EdgeTamProcessor has not (images and prompts only)")
+    for group in _OPTION_GROUPS:
+        options = flat.pop(group, None) or {}
+        if not isinstance(options, dict):
+            raise ValueError(f"{group} must be a dict of options, got {type(options).__name__}")
+        flat.update(options)
+    return flat
 
 
 def _plain(value):

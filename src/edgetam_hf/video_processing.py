@@ -46,7 +46,8 @@ class EdgeTamVideoProcessor(EdgeTamProcessor):
             return super()._encode_images_or_sizes(images, original_sizes, images_kwargs)
         if images_kwargs:
             raise ValueError(f"video frames take no preprocessing options, got {sorted(images_kwargs)}")
-        encoding = dict(self.preprocess_frames(images if isinstance(images, (list, tuple)) else [images]))
+        is_batch = isinstance(images, (list, tuple)) or (isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4)
+        encoding = dict(self.preprocess_frames(images if is_batch else [images]))
         if original_sizes is not None and as_size_list(original_sizes, "original_sizes") != as_size_list(
             encoding["original_sizes"], "original_sizes"
         ):
@@ -122,6 +123,8 @@ class EdgeTamVideoProcessor(EdgeTamProcessor):
             if len(sizes) != 1:
                 raise ValueError(f"video: every frame must have the same size, got {sorted(sizes)}")
             height, width = sizes.pop()
+        if height is not None:
+            height, width = _size_tensors(height, width)
         return EdgeTamVideoInferenceSession(
             video=pixel_values,
             video_height=height,
@@ -189,7 +192,7 @@ class EdgeTamVideoProcessor(EdgeTamProcessor):
 
     def _point_prompts(self, session, obj_ids, input_points, input_labels, input_boxes) -> list[PointPrompt]:
         """Per object: box corners (labels 2, 3) then its clicks, in 1024-space float32."""
-        size = (session.video_height, session.video_width)
+        size = _frame_size(session)
         encoded = self._encode_prompts([size], input_points, input_labels, input_boxes, None)
         point_counts = _points_per_object(input_points)
         num_objects = len(point_counts) if point_counts is not None else encoded["input_boxes"].shape[1]
@@ -217,7 +220,7 @@ class EdgeTamVideoProcessor(EdgeTamProcessor):
             input_masks = [input_masks]
         if len(input_masks) != len(obj_ids):
             raise ValueError(f"input_masks holds {len(input_masks)} masks for {len(obj_ids)} obj_ids")
-        expected = (session.video_height, session.video_width)
+        expected = _frame_size(session)
         side = self.target_size
         masks = []
         for index, mask in enumerate(input_masks):
@@ -267,6 +270,16 @@ def _as_pil(frame, index: int) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(frame))
 
 
+def _size_tensors(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The session's frame size as transformers' processor sets it: 0-d int64 tensors (elements of
+    `original_sizes`), so that code written for transformers' session reads the same types."""
+    return torch.tensor(height, dtype=torch.int64), torch.tensor(width, dtype=torch.int64)
+
+
+def _frame_size(session: EdgeTamVideoInferenceSession) -> tuple[int, int]:
+    return int(session.video_height), int(session.video_width)
+
+
 def _checked_obj_ids(obj_ids) -> list[int]:
     # numpy integers count as ids; bools and floats do not, even when they equal an int.
     def is_id(value) -> bool:
@@ -284,8 +297,11 @@ def _checked_obj_ids(obj_ids) -> list[int]:
 
 def _set_frame_size(session: EdgeTamVideoInferenceSession, original_size) -> None:
     if original_size is not None:
+        # e.g. the processor's `original_sizes[0]`, a tensor, as transformers' streaming recipe passes it
+        if isinstance(original_size, (torch.Tensor, np.ndarray)):
+            original_size = original_size.tolist()
         (height, width), = as_size_list([list(original_size)], "original_size")
-        session.set_video_size(height, width)
+        session.set_video_size(*_size_tensors(height, width))
     elif session.video_height is None:
         raise ValueError("original_size (height, width) is needed for the first prompts of a streaming session")
 

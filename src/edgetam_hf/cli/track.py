@@ -128,7 +128,7 @@ class TrackWriter:
         logits = processor.post_process_masks([output.pred_masks.float().cpu()], [[height, width]], binarize=False)[0]
         labels = label_map(logits[:, 0], output.object_ids)
         frame_idx = output.frame_idx if frame_idx is None else frame_idx
-        self.add_labels(labels, output.object_ids, output.object_score_logits.float().cpu().tolist(), frame_idx)
+        self.add_labels(labels, output.object_ids, output.object_score_logits[:, 0].float().cpu().tolist(), frame_idx)
         return labels
 
     def add_labels(self, labels: np.ndarray, object_ids: list[int], scores: list, frame_idx: int) -> None:

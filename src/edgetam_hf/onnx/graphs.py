@@ -58,7 +58,7 @@ class PromptMaskDecoderGraph(nn.Module):
         self.mask_decoder = model.mask_decoder
         self.no_memory_embedding = model.no_memory_embedding
         # A constant of the graph: the encoding of the image-embedding grid.
-        self.register_buffer("image_positional_embeddings", model.get_image_positional_embeddings().detach().clone())
+        self.register_buffer("image_positional_embeddings", model.get_image_wide_positional_embeddings().detach().clone())
 
     def forward(
         self,
@@ -153,7 +153,7 @@ class TrackingStepGraph(_VideoGraph):
 
     def __init__(self, model: "EdgeTamVideoModel"):
         super().__init__(model)
-        self.register_buffer("image_positional_embeddings", model.get_image_positional_embeddings().detach().clone())
+        self.register_buffer("image_positional_embeddings", model.get_image_wide_positional_embeddings().detach().clone())
 
     def forward(
         self,

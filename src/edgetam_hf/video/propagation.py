@@ -121,7 +121,7 @@ def frame_output(frame_idx: int, obj_ids: list[int], results: list[FrameResult],
     return EdgeTamVideoSegmentationOutput(
         object_ids=obj_ids,
         pred_masks=torch.cat([result.mask_logits.to(device) for result in results]),
-        object_score_logits=torch.cat([result.object_score_logits.to(device) for result in results])[:, 0],
+        object_score_logits=torch.cat([result.object_score_logits.to(device) for result in results]),
         frame_idx=frame_idx,
     )
 
