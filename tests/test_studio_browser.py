@@ -1,0 +1,311 @@
+"""The studio in a real browser: Playwright drives Debian's headless chromium against a studio
+served in this process on the bundled tiny models. The tests click, drag, propagate, correct,
+cancel and download as a person would, and check every downloaded mask against the package's own
+API run on the prompts the page sent (float32 tolerance of `edgetam_hf.numerics`: a pixel may
+differ only where the reference logit is within rounding of 0, or of another object's).
+
+Screenshots of each view go to $EDGETAM_STUDIO_SCREENSHOTS when set (docs/images for the docs:
+`EDGETAM_STUDIO_SCREENSHOTS=docs/images pytest tests/test_studio_browser.py`), else to a temporary folder.
+"""
+
+import io
+import json
+import os
+import shutil
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("starlette", reason="the studio extra is not installed")  # make test installs it
+import uvicorn  # noqa: E402
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+from edgetam_hf.cli.media import OverlayVideoWriter, label_map  # noqa: E402
+from edgetam_hf.masks_and_boxes import rle_to_mask  # noqa: E402
+from edgetam_hf.numerics import float32_tolerance  # noqa: E402
+from edgetam_hf.sample_media import SAMPLE_BOXES, render_sample_clip, render_sample_frame, render_sample_image  # noqa: E402
+from edgetam_hf.studio.app import create_app  # noqa: E402
+from edgetam_hf.studio.models import load_studio_models  # noqa: E402
+from edgetam_hf.studio.sessions import SessionStore  # noqa: E402
+from edgetam_hf.studio.uploads import Limits  # noqa: E402
+
+pytestmark = pytest.mark.slow
+TIMEOUT_MS = 120_000  # generous: CI shares its cores
+STUDIO_LIMITS = Limits(max_upload_bytes=3 * 2**20, max_seconds=60, max_side=1024)
+
+
+class Studio:
+    """A studio served on a free port of 127.0.0.1 from a thread of this process."""
+
+    def __init__(self, root: Path):
+        self.models = load_studio_models(None, torch.device("cpu"))
+        self.store = SessionStore(max_sessions=4, idle_seconds=600, root=root)
+        self.server = uvicorn.Server(uvicorn.Config(create_app(self.models, self.store, STUDIO_LIMITS), host="127.0.0.1", port=0, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            assert time.monotonic() < deadline and self.thread.is_alive(), "the studio did not start"
+            time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{self.server.servers[0].sockets[0].getsockname()[1]}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    served = Studio(tmp_path_factory.mktemp("studio"))
+    yield served
+    served.stop()
+    assert not served.store.root.exists(), "the studio left its session folders behind"
+
+
+def chromium_path() -> str:
+    path = os.environ.get("EDGETAM_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:  # CI installs it (.ci/run); a missing browser is a failure, not a skip
+        pytest.fail("chromium is not installed: apt-get install chromium (or set EDGETAM_CHROMIUM to a Chromium binary)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_path())
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("EDGETAM_STUDIO_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+class Page:
+    """One browser tab on the studio, with what it sent the server recorded in order."""
+
+    def __init__(self, browser, studio: Studio):
+        self.page = browser.new_page(viewport={"width": 1280, "height": 760}, accept_downloads=True)
+        self.page.set_default_timeout(TIMEOUT_MS)
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.sent: list[tuple[str, str, dict]] = []  # (method, path after the session, body)
+        self.page.on("request", self._record)
+        self.page.goto(studio.url)
+        self.page.wait_for_selector("body[data-ready=true]")
+
+    def _record(self, request) -> None:
+        path = request.url.split("/api/s/", 1)[-1].split("/", 1)[-1] if "/api/s/" in request.url else ""
+        if path.startswith(("image/objects", "video/prompts", "video/propagate", "video/objects")):
+            self.sent.append((request.method, path, json.loads(request.post_data or "{}")))
+
+    def open(self, button: str, kind: str) -> None:
+        self.page.click(button)
+        self.page.wait_for_selector(f"body[data-media={kind}]")
+
+    def at(self, x: float, y: float) -> tuple[float, float]:
+        """Page coordinates of media pixel (x, y) (the canvas may be scaled)."""
+        box = self.page.locator("#stage").bounding_box()
+        width = self.page.eval_on_selector("#stage", "canvas => canvas.width")
+        scale = box["width"] / width
+        return box["x"] + (x + 0.5) * scale, box["y"] + (y + 0.5) * scale
+
+    def results(self) -> int:
+        return self.page.evaluate("window.studioTimings.length")
+
+    def click(self, x: float, y: float, negative: bool = False) -> None:
+        count = self.results()
+        if negative:
+            self.page.mouse.click(*self.at(x, y), button="right")
+        else:
+            self.page.mouse.click(*self.at(x, y))
+        self.wait_results(count + 1)
+
+    def drag(self, box) -> None:
+        count = self.results()
+        self.page.mouse.move(*self.at(box[0], box[1]))
+        self.page.mouse.down()
+        self.page.mouse.move(*self.at(box[2], box[3]), steps=8)
+        self.page.mouse.up()
+        self.wait_results(count + 1)
+
+    def key(self, key: str, expect_result: bool = False) -> None:
+        count = self.results()
+        self.page.keyboard.press(key)
+        if expect_result:
+            self.wait_results(count + 1)
+
+    def wait_results(self, count: int) -> None:
+        self.page.wait_for_function(f"window.studioTimings.length >= {count}")
+
+    def download(self, path: str) -> bytes:
+        with self.page.expect_download() as info:
+            self.page.click(f'a[data-download="{path}"]')
+        return Path(info.value.path()).read_bytes()
+
+    def propagate(self, key: str) -> str:
+        """Presses the shortcut, waits for the run to end; returns how it ended."""
+        self.page.evaluate("document.getElementById('progress-label').removeAttribute('data-state')")
+        self.page.keyboard.press(key)
+        self.page.wait_for_selector("#progress-label[data-state]")
+        return self.page.get_attribute("#progress-label", "data-state")
+
+    def message(self) -> str:
+        self.page.wait_for_selector("#message:not([hidden])")
+        return self.page.inner_text("#message")
+
+    def close(self) -> None:
+        assert not self.errors, f"the page raised: {self.errors}"
+        self.page.close()
+
+
+@pytest.fixture
+def page(browser, studio):
+    opened = Page(browser, studio)
+    yield opened
+    opened.close()
+
+
+# ---------------------------------------------------------------------- references: the package's API
+
+
+def image_reference(models, image: Image.Image, body: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """(candidates, height, width) logits and the predicted IoUs, as docs/getting_started.md encodes
+    an image once and decodes a prompt with `image_embeddings=`."""
+    processor, model = models.image_processor, models.image_model
+    inputs = processor(images=image)
+    prompts = {}
+    if body["points"]:
+        prompts.update(input_points=[[[p[:2] for p in body["points"]]]], input_labels=[[[p[2] for p in body["points"]]]])
+    if body["box"] is not None:
+        prompts["input_boxes"] = [[body["box"]]]
+    encoded = processor(original_sizes=inputs["original_sizes"], **prompts)
+    with torch.no_grad():
+        embeddings = model.get_image_embeddings(inputs["pixel_values"])
+        outputs = model(image_embeddings=embeddings, multimask_output=body["multimask"], **{name: encoded[name] for name in prompts})
+    logits = processor.post_process_masks(outputs.pred_masks, inputs["original_sizes"], binarize=False)[0][0]
+    return logits, outputs.iou_scores[0, 0]
+
+
+def assert_mask_matches(found: np.ndarray, logits: torch.Tensor, what: str) -> None:
+    """A pixel may differ only where the reference logit is within float32 rounding of 0."""
+    differ = torch.from_numpy(found) != (logits > 0)
+    certain = logits.abs() > float32_tolerance(logits)
+    assert not (differ & certain).any(), f"{what}: {int((differ & certain).sum())} pixels differ from the package's API"
+    assert found.any(), f"{what}: the mask is empty"
+
+
+def assert_labels_match(found: np.ndarray, logits: torch.Tensor, obj_ids: list[int], what: str) -> None:
+    """A label map against (objects, height, width) reference logits: a pixel may differ only where
+    an object's logit is within rounding of 0 or of the winning object's."""
+    tolerance = float32_tolerance(logits)
+    expected = torch.from_numpy(label_map(logits, obj_ids))
+    ambiguous = (logits.abs() <= tolerance).any(dim=0)
+    if len(obj_ids) > 1:
+        top = logits.topk(2, dim=0).values
+        ambiguous |= (top[0] - top[1]) <= tolerance
+    differ = (torch.from_numpy(found) != expected) & ~ambiguous
+    assert not differ.any(), f"{what}: {int(differ.sum())} pixels differ from the package's API"
+
+
+class VideoReplay:
+    """Replays what the page sent on a session of the package's own, keeping each frame's latest
+    result: prompts as `add_inputs_to_inference_session` + `model(session, frame_idx=)`,
+    propagations as `propagate_in_video_iterator` (stopped after `frames_done` frames when given)."""
+
+    def __init__(self, models, video):
+        self.models = models
+        self.session = models.video_processor.init_video_session(video=video, video_storage_device="cpu", bounded=False)
+        self.latest: dict[int, object] = {}
+
+    def run(self, sent, frames_done: list[int] | None = None) -> None:
+        model, processor = self.models.video_model, self.models.video_processor
+        runs = iter(frames_done or [])
+        with torch.no_grad():
+            for method, path, body in sent:
+                if path == "video/prompts":
+                    points = body["points"]
+                    processor.add_inputs_to_inference_session(
+                        self.session, frame_idx=body["frame"], obj_ids=body["obj"],
+                        input_points=[[[p[:2] for p in points]]] if points else None,
+                        input_labels=[[[p[2] for p in points]]] if points else None,
+                        input_boxes=[[body["box"]]] if body["box"] is not None else None,
+                    )
+                    self._keep(model(self.session, frame_idx=body["frame"]))
+                elif path == "video/propagate":
+                    limit = next(runs, None)
+                    for reverse in {"forward": (False,), "backward": (True,), "both": (False, True)}[body["direction"]]:
+                        for number, output in enumerate(model.propagate_in_video_iterator(self.session, start_frame_idx=body["start"], reverse=reverse)):
+                            if limit is not None and number >= limit:
+                                break
+                            self._keep(output)
+                else:
+                    raise AssertionError(f"not replayed: {method} {path}")
+
+    def _keep(self, output) -> None:
+        height, width = self.session.video_height, self.session.video_width
+        logits = self.models.video_processor.post_process_masks([output.pred_masks], [[height, width]], binarize=False)[0][:, 0]
+        self.latest[output.frame_idx] = (logits, list(output.object_ids))
+
+    def check_davis(self, archive: bytes, names: list[str]) -> None:
+        with zipfile.ZipFile(io.BytesIO(archive)) as masks:
+            stored = {name: np.asarray(Image.open(io.BytesIO(masks.read(name)))) for name in masks.namelist()}
+        assert sorted(stored) == sorted(f"{names[t]}.png" for t in self.latest)
+        for frame_idx, (logits, obj_ids) in self.latest.items():
+            assert_labels_match(stored[f"{names[frame_idx]}.png"], logits, obj_ids, f"frame {frame_idx}")
+
+
+def coco_masks(document: bytes) -> dict[tuple[int, int], np.ndarray]:
+    parsed = json.loads(document)
+    return {(a["image_id"], a["object_id"]): rle_to_mask(a["segmentation"]).numpy() for a in parsed["annotations"]}
+
+
+# ---------------------------------------------------------------------- images
+
+
+def test_image_clicks_box_candidates_undo_clear_download(page, studio, screenshots):
+    page.open("#sample-image", "image")
+    disc_centre, background = (200, 170), (40, 40)
+    page.click(*disc_centre)
+    assert page.page.locator("#candidates button").count() == 3
+    page.click(*background, negative=True)  # right click: exclude
+    page.key("2")  # the second candidate
+    page.page.wait_for_selector('#candidates button[data-candidate="1"].chosen')
+    page.key("n")
+    page.drag(SAMPLE_BOXES[1])  # a box around the rectangle: object 2
+    page.key("m")  # one mask instead of three
+    page.page.wait_for_function("document.querySelectorAll('#candidates button').length === 1")
+    page.click(470, 335)
+    page.key("u", expect_result=True)  # undo the click: the box alone again
+    page.key("n")
+    page.click(430, 150)  # object 3 on the triangle, then cleared
+    page.key("c", expect_result=True)
+    page.page.locator("#stage").screenshot(path=str(screenshots / "studio_image_stage.png"))
+    page.page.screenshot(path=str(screenshots / "studio_image.png"))
+
+    archive = zipfile.ZipFile(io.BytesIO(page.download("/image/masks.zip")))
+    assert sorted(archive.namelist()) == ["mask_1.png", "mask_2.png"]
+    coco = coco_masks(page.download("/image/coco.json"))
+    assert sorted(coco) == [(1, 1), (1, 2)]
+    last_sent = {}
+    for method, path, body in page.sent:
+        if method == "PUT" and not path.endswith("/choice"):
+            last_sent[int(path.split("/")[2])] = body
+    image = render_sample_image()
+    for obj_id, chosen in ((1, 1), (2, None)):
+        logits, iou_scores = image_reference(studio.models, image, last_sent[obj_id])
+        chosen = int(iou_scores.argmax()) if chosen is None else chosen
+        png = np.asarray(Image.open(archive.open(f"mask_{obj_id}.png"))) > 0
+        assert_mask_matches(png, logits[chosen], f"mask_{obj_id}.png")
+        assert_mask_matches(coco[(1, obj_id)], logits[chosen], f"COCO object {obj_id}")
+    assert last_sent[2]["box"] is not None and last_sent[2]["points"] == [] and last_sent[2]["multimask"] is False
+    assert [p[2] for p in last_sent[1]["points"]] == [1, 0]
