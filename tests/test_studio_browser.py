@@ -213,7 +213,7 @@ def assert_labels_match(found: np.ndarray, logits: torch.Tensor, obj_ids: list[i
     if len(obj_ids) > 1:
         top = logits.topk(2, dim=0).values
         ambiguous |= (top[0] - top[1]) <= tolerance
-    differ = (torch.from_numpy(found) != expected) & ~ambiguous
+    differ = (torch.from_numpy(np.array(found)) != expected) & ~ambiguous
     assert not differ.any(), f"{what}: {int(differ.sum())} pixels differ from the package's API"
 
 
@@ -309,3 +309,127 @@ def test_image_clicks_box_candidates_undo_clear_download(page, studio, screensho
         assert_mask_matches(coco[(1, obj_id)], logits[chosen], f"COCO object {obj_id}")
     assert last_sent[2]["box"] is not None and last_sent[2]["points"] == [] and last_sent[2]["multimask"] is False
     assert [p[2] for p in last_sent[1]["points"]] == [1, 0]
+
+
+# ---------------------------------------------------------------------- videos
+
+
+def test_video_track_correct_remove_download(page, studio, screenshots):
+    page.open("#sample-clip", "video")
+    page.click(200, 170)  # the disc on frame 0: object 1
+    page.key("n")
+    page.drag(SAMPLE_BOXES[1])  # the rectangle: object 2
+    assert page.propagate("f") == "done"
+    assert page.page.inner_text("#progress-label").startswith("tracked 16 / 16 frames")
+    page.page.screenshot(path=str(screenshots / "studio_video_tracked.png"))
+    # A correction on frame 8 (the slider, then the arrows), tracked on from there.
+    page.page.locator("#frame-slider").fill("6")
+    page.page.locator("#stage").focus()
+    page.key("ArrowRight")
+    page.key("ArrowRight")
+    page.page.wait_for_selector("#frame-label:text('frame 8 / 15')")
+    page.key("[")  # back to object 1
+    page.click(120, 120, negative=True)
+    page.click(280, 250)
+    assert page.propagate("f") == "done"
+    page.page.locator("#frame-slider").fill("8")
+    page.page.wait_for_selector("#frame-label:text('frame 8 / 15')")
+    assert page.propagate("b") == "done"  # and backward from the correction
+    scores = page.page.inner_text("#objects")
+    assert "object 1" in scores and "object 2" in scores and "score" in scores  # each object's score on the frame
+    page.page.screenshot(path=str(screenshots / "studio_video_corrected.png"))
+
+    names = [f"{t:05d}" for t in range(16)]
+    replay = VideoReplay(studio.models, render_sample_clip())
+    replay.run(page.sent)
+    replay.check_davis(page.download("/video/davis.zip"), names)
+    coco = coco_masks(page.download("/video/coco.json"))
+    for frame_idx, (logits, obj_ids) in replay.latest.items():
+        expected = label_map(logits, obj_ids)
+        for obj_id in obj_ids:
+            np.testing.assert_array_equal(coco[(frame_idx, obj_id)], expected == obj_id)  # the DAVIS maps, object by object
+
+    overlay = page.download("/video/overlay")
+    import av
+
+    with av.open(io.BytesIO(overlay)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 16
+
+    page.key("Delete")  # remove object 1: it leaves every frame and every download
+    page.page.wait_for_function("document.querySelectorAll('#objects li').length === 1")
+    with zipfile.ZipFile(io.BytesIO(page.download("/video/davis.zip"))) as masks:
+        values = set().union(*(np.unique(np.asarray(Image.open(masks.open(name)))).tolist() for name in masks.namelist()))
+    assert 1 not in values and 2 in values
+
+
+def write_clip(path: Path, num_frames: int, size=(320, 240)) -> Path:
+    """The sample clip's motion over `num_frames`, scaled down, as an .mp4 (PyAV)."""
+    with OverlayVideoWriter(path.with_suffix(""), 8.0, size) as writer:
+        for t in range(num_frames):
+            writer.add(render_sample_frame(t % 16).resize(size))
+    assert writer.path.suffix == ".mp4"
+    return writer.path
+
+
+def test_video_upload_ten_objects_cancel(page, studio, tmp_path, screenshots):
+    clip = write_clip(tmp_path / "shapes.mp4", 96)
+    page.page.set_input_files("#open-file", str(clip))
+    page.page.wait_for_selector("body[data-media=video]")
+    assert "96 frames" in page.page.inner_text("#media-name")
+    clicks = [(100, 70), (100, 100), (60, 200), (215, 60), (215, 85), (240, 200), (20, 20), (300, 20), (20, 220), (300, 220)]
+    for number, (x, y) in enumerate(clicks):
+        if number:
+            page.key("n")
+        page.click(x, y)
+    assert page.page.locator("#objects li").count() == 10
+    # Cancel as soon as the first tracked frame has been shown.
+    page.page.evaluate("document.getElementById('progress-label').removeAttribute('data-state')")
+    page.page.keyboard.press("f")
+    page.page.wait_for_function("document.getElementById('progress').value >= 1")
+    page.page.keyboard.press("Escape")
+    page.page.wait_for_selector("#progress-label[data-state]")
+    assert page.page.get_attribute("#progress-label", "data-state") == "cancelled"
+    label = page.page.inner_text("#progress-label")  # "cancelled after N / 96 frames"
+    done = int(label.split("after ")[1].split(" /")[0])
+    assert 1 <= done < 96
+    page.page.screenshot(path=str(screenshots / "studio_video_cancelled.png"))
+
+    from edgetam_hf.video.frame_source import open_frames
+
+    reader = open_frames(clip)
+    replay = VideoReplay(studio.models, reader)
+    replay.run(page.sent, frames_done=[done])
+    replay.check_davis(page.download("/video/davis.zip"), reader.names)
+    assert all(len(obj_ids) == 10 for _, obj_ids in replay.latest.values())
+    reader.close()
+
+
+def test_frame_folder_and_bad_files(page, studio, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t in range(3):
+        render_sample_frame(t).resize((160, 120)).save(folder / f"{t}.png")
+    page.page.set_input_files("#open-folder", str(folder))
+    page.page.wait_for_selector("body[data-media=video]")
+    assert "3 frames" in page.page.inner_text("#media-name")
+
+    good = write_clip(tmp_path / "good.mp4", 24)
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(good.read_bytes()[:600])
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    too_large = tmp_path / "large.png"
+    too_large.write_bytes(b"0" * (STUDIO_LIMITS.max_upload_bytes + 1))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not media")
+    huge = tmp_path / "huge.png"
+    Image.new("RGB", (STUDIO_LIMITS.max_side + 1, 8)).save(huge)
+    expected = {truncated: "truncated.mp4", corrupt: "cannot be read as an image", too_large: "uploads are limited",
+                notes: "not a file the studio opens", huge: "pixels a side"}
+    for bad, words in expected.items():
+        page.page.evaluate("document.getElementById('message').hidden = true")
+        page.page.set_input_files("#open-file", str(bad))
+        assert words in page.message(), bad.name
+    page.open("#sample-image", "image")  # the server went on serving
+    page.click(200, 170)
+    assert page.page.locator("#message").is_hidden()
