@@ -78,10 +78,12 @@ def create_app(models: StudioModels, store: SessionStore, limits: Limits) -> Sta
         Route(prefix + "/video/coco.json", api.download("video", "coco", "application/json", "coco.json")),
         Route(prefix + "/video/overlay", api.video_overlay_video),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: _error_response})
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={StudioError: _error_response, Exception: _error_response})
 
 
 async def _error_response(request: Request, error: Exception) -> JSONResponse:
+    # StudioError is answered by Starlette's exception middleware as any handled error; other
+    # exceptions reach the server-error middleware, which answers with this and logs them.
     if isinstance(error, StudioError):
         return JSONResponse({"error": str(error)}, status_code=error.status)
     logger.exception("studio: %s %s failed", request.method, request.url.path)
