@@ -12,8 +12,6 @@ import io
 import json
 import os
 import shutil
-import threading
-import time
 import zipfile
 from pathlib import Path
 
@@ -23,15 +21,14 @@ import torch
 from PIL import Image
 
 pytest.importorskip("starlette", reason="the studio extra is not installed")  # make test installs it
-import uvicorn  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from edgetam_hf.cli.media import OverlayVideoWriter, label_map  # noqa: E402
 from edgetam_hf.masks_and_boxes import rle_to_mask  # noqa: E402
 from edgetam_hf.numerics import float32_tolerance  # noqa: E402
 from edgetam_hf.sample_media import SAMPLE_BOXES, render_sample_clip, render_sample_frame, render_sample_image  # noqa: E402
-from edgetam_hf.studio.app import create_app  # noqa: E402
 from edgetam_hf.studio.models import load_studio_models  # noqa: E402
+from edgetam_hf.studio.serving import BackgroundStudio  # noqa: E402
 from edgetam_hf.studio.sessions import SessionStore  # noqa: E402
 from edgetam_hf.studio.uploads import Limits  # noqa: E402
 
@@ -40,29 +37,10 @@ TIMEOUT_MS = 120_000  # generous: CI shares its cores
 STUDIO_LIMITS = Limits(max_upload_bytes=3 * 2**20, max_seconds=60, max_side=1024)
 
 
-class Studio:
-    """A studio served on a free port of 127.0.0.1 from a thread of this process."""
-
-    def __init__(self, root: Path):
-        self.models = load_studio_models(None, torch.device("cpu"))
-        self.store = SessionStore(max_sessions=4, idle_seconds=600, root=root)
-        self.server = uvicorn.Server(uvicorn.Config(create_app(self.models, self.store, STUDIO_LIMITS), host="127.0.0.1", port=0, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "the studio did not start"
-            time.sleep(0.05)
-        self.url = f"http://127.0.0.1:{self.server.servers[0].sockets[0].getsockname()[1]}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
-    served = Studio(tmp_path_factory.mktemp("studio"))
+    store = SessionStore(max_sessions=4, idle_seconds=600, root=tmp_path_factory.mktemp("studio"))
+    served = BackgroundStudio(load_studio_models(None, torch.device("cpu")), store, STUDIO_LIMITS)
     yield served
     served.stop()
     assert not served.store.root.exists(), "the studio left its session folders behind"
@@ -93,14 +71,14 @@ def screenshots(tmp_path_factory) -> Path:
 class Page:
     """One browser tab on the studio, with what it sent the server recorded in order."""
 
-    def __init__(self, browser, studio: Studio):
+    def __init__(self, browser, url: str):
         self.page = browser.new_page(viewport={"width": 1280, "height": 760}, accept_downloads=True)
         self.page.set_default_timeout(TIMEOUT_MS)
         self.errors: list[str] = []
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
         self.sent: list[tuple[str, str, dict]] = []  # (method, path after the session, body)
         self.page.on("request", self._record)
-        self.page.goto(studio.url)
+        self.page.goto(url)
         self.page.wait_for_selector("body[data-ready=true]")
 
     def _record(self, request) -> None:
@@ -170,7 +148,7 @@ class Page:
 
 @pytest.fixture
 def page(browser, studio):
-    opened = Page(browser, studio)
+    opened = Page(browser, studio.url)
     yield opened
     opened.close()
 
