@@ -2,6 +2,7 @@
 name of our own making (no path from the client is ever joined as it is), and opened with a
 message a person can act on when they are too large, too long or not what they claim to be."""
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,11 @@ def upload_path(folder: Path, name: str, into_frames: bool) -> Path:
     return target
 
 
+def hide_folder(message: str, uploads: Path) -> str:
+    """A reader's message without the server's folders: `uploads/<name>` becomes `<name>`."""
+    return message.replace(f"{uploads}{os.sep}", "")
+
+
 def kind_of(path: Path) -> str:
     """'image', 'video' or 'frames' (a folder), from the name; a StudioError for anything else."""
     if path.is_dir():
@@ -74,7 +80,7 @@ def open_image(path: Path, limits: Limits) -> Image.Image:
             _check_side(path.name, *image.size, limits)
             return image.convert("RGB")
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
-        raise StudioError(f"{path.name}: cannot be read as an image ({error})") from None
+        raise StudioError(hide_folder(f"{path.name}: cannot be read as an image ({error})", path.parent)) from None
 
 
 def open_video(path: Path, limits: Limits) -> FrameReader:
@@ -85,7 +91,7 @@ def open_video(path: Path, limits: Limits) -> FrameReader:
     try:
         reader = open_frames(path, path.name)
     except ValueError as error:
-        raise StudioError(str(error)) from None
+        raise StudioError(hide_folder(str(error), path.parent)) from None
     try:
         _check_side(path.name, *reader.size, limits)
         seconds = len(reader) / reader.fps
@@ -96,7 +102,7 @@ def open_video(path: Path, limits: Limits) -> FrameReader:
             )
     except ValueError as error:
         reader.close()
-        raise StudioError(str(error)) from None
+        raise StudioError(hide_folder(str(error), path.parent)) from None
     return reader
 
 

@@ -25,6 +25,7 @@ from .exports import coco_document, overlay_png, write_overlay_video, zip_bytes
 from .image_work import check_obj_id
 from .models import StudioModels
 from .sessions import StudioError
+from .uploads import hide_folder
 
 DIRECTIONS = {"forward": (False,), "backward": (True,), "both": (False, True)}
 
@@ -62,7 +63,7 @@ class PropagationJob:
                     event = work.record(output)
                     self.events.put({"type": "frame", **event, "done": done, "total": total, "fps": done / elapsed})
         except ValueError as error_raised:  # e.g. a frame of the file that cannot be decoded
-            error = str(error_raised)
+            error = hide_folder(str(error_raised), work.uploads_dir)
         except Exception as error_raised:  # the page must hear why the run stopped; the server goes on
             error = f"{type(error_raised).__name__}: {error_raised}"
         self.events.put({"type": "end", "cancelled": self.cancelled.is_set(), "error": error, "done": done, "total": total})
@@ -80,6 +81,7 @@ class VideoWork:
         self.masks_dir = folder / "masks"
         self.masks_dir.mkdir(parents=True, exist_ok=True)
         self.exports_dir = folder / "exports"
+        self.uploads_dir = folder / "uploads"
         self.scores: dict[int, dict[int, float]] = {}  # frame -> object -> object score logit
         self.job: PropagationJob | None = None
         model = models.video_model
@@ -104,7 +106,7 @@ class VideoWork:
             try:
                 frame = self.viewer.read(frame_idx)
             except ValueError as error:
-                raise StudioError(str(error)) from None
+                raise StudioError(hide_folder(str(error), self.uploads_dir)) from None
         buffer = io.BytesIO()
         frame.save(buffer, format="JPEG", quality=90)
         return buffer.getvalue()
@@ -132,7 +134,7 @@ class VideoWork:
                 with self.models.computing():
                     output = model(self.session, frame_idx=frame_idx)
         except ValueError as error:
-            raise StudioError(str(error)) from None
+            raise StudioError(hide_folder(str(error), self.uploads_dir)) from None
         return self.record(output)
 
     def remove_object(self, obj_id: int) -> list[int]:
@@ -233,7 +235,7 @@ class VideoWork:
         try:
             return write_overlay_video(self.exports_dir / "overlay", frames(), self.reader.fps, (self.width, self.height))
         except ValueError as error:
-            raise StudioError(str(error)) from None
+            raise StudioError(hide_folder(str(error), self.uploads_dir)) from None
 
     def close(self) -> None:
         self.cancel()
