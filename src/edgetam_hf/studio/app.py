@@ -187,10 +187,11 @@ class _Api:
         def run(work: ImageWork) -> dict:
             started = time.perf_counter()
             found = work.predict(request.path_params["obj"], points, box, multimask)
-            candidates = [_b64(object_overlay_png(mask, request.path_params["obj"])) for mask in found.candidates]
+            prediction = found.prediction
+            candidates = [_b64(object_overlay_png(mask, request.path_params["obj"])) for mask in prediction.candidates]
             return {
-                "candidates": candidates, "iou_scores": found.iou_scores, "chosen": found.chosen,
-                "object_score_logit": found.object_score_logit, "server_ms": 1000 * (time.perf_counter() - started),
+                "candidates": candidates, "iou_scores": prediction.iou_scores, "chosen": found.chosen,
+                "object_score_logit": prediction.object_score_logit, "server_ms": 1000 * (time.perf_counter() - started),
             }
 
         return JSONResponse(await self._with_work(request, "image", run))

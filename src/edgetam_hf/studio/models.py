@@ -1,6 +1,7 @@
-"""The models behind the studio: those `--model` names (Meta's .pt, a converted folder, a Hub id),
-or without `--model` the tiny models bundled with the package, so that the studio works on a
-fresh machine with no download; the page then says they know rendered shapes only."""
+"""The models behind the studio: those `--model` names (Meta's .pt, a converted folder, a Hub id,
+or an `edgetam-hf export` folder, run on onnxruntime), or without `--model` the tiny models
+bundled with the package, so that the studio works on a fresh machine with no download; the
+page then says they know rendered shapes only."""
 
 import json
 import threading
@@ -17,13 +18,17 @@ BUNDLED_VIDEO_MODEL = PACKAGE_DIR / "tiny_video_model"
 
 @dataclass
 class StudioModels:
-    image_model: "torch.nn.Module"  # EdgeTamModel
-    image_processor: object  # EdgeTamProcessor sized for the image model
-    video_model: "torch.nn.Module"  # EdgeTamVideoModel
-    video_processor: object  # EdgeTamVideoProcessor sized for the video model
     description: str  # what the page says about the models
     bundled: bool
+    # PyTorch: the models and their processors; onnxruntime: the export folder and its predictor.
+    image_model: "torch.nn.Module | None" = None  # EdgeTamModel
+    image_processor: object = None  # EdgeTamProcessor sized for the image model
+    video_model: "torch.nn.Module | None" = None  # EdgeTamVideoModel
+    video_processor: object = None  # EdgeTamVideoProcessor sized for the video model
+    onnx_folder: Path | None = None
+    onnx_image: object = None  # OnnxImagePredictor
     dtype_name: str = "float32"
+    device: torch.device = torch.device("cpu")
     # Sessions compute one at a time: two models running at once on the same cores only slow
     # each other down, and a propagation releases the lock between frames so clicks get in.
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -33,8 +38,20 @@ class StudioModels:
         """The lock, no gradients, and autocast for a reduced --dtype (as the command line)."""
         from ..cli.models import computing_in
 
-        with self.lock, computing_in(self.dtype_name, self.image_model.device):
+        with self.lock, computing_in(self.dtype_name, self.device):
             yield
+
+    def open_image(self, image):
+        """The image encoded once: a `TorchImage` or an `OnnxImage`."""
+        from .backends import OnnxImage, TorchImage
+
+        return OnnxImage(self, image) if self.onnx_folder is not None else TorchImage(self, image)
+
+    def open_video(self, reader):
+        """A tracking session over the reader's frames: a `TorchVideo` or an `OnnxVideo`."""
+        from .backends import OnnxVideo, TorchVideo
+
+        return OnnxVideo(self, reader) if self.onnx_folder is not None else TorchVideo(self, reader)
 
 
 def load_studio_models(source: str | None, device: torch.device, dtype_name: str = "float32") -> StudioModels:
@@ -47,7 +64,14 @@ def load_studio_models(source: str | None, device: torch.device, dtype_name: str
     from ..video_processing import EdgeTamVideoProcessor
 
     if source is not None and is_export_folder(source):
-        raise ValueError(f"--model {source}: the studio runs PyTorch models; ONNX export folders are not served yet")
+        from ..onnx import OnnxImagePredictor
+        from ..onnx.manifest import read_manifest
+
+        read_manifest(source, video=True)  # a ValueError naming what is missing: the studio needs the video graphs
+        return StudioModels(
+            description=f"model: {source} (ONNX export, onnxruntime)", bundled=False,
+            onnx_folder=Path(source).expanduser(), onnx_image=OnnxImagePredictor(source),
+        )
     if source is None:
         image_model = load_model(EdgeTamModel, str(BUNDLED_IMAGE_MODEL), device)
         video_model = load_model(EdgeTamVideoModel, str(BUNDLED_VIDEO_MODEL), device)
@@ -57,13 +81,14 @@ def load_studio_models(source: str | None, device: torch.device, dtype_name: str
         video_model = load_model(EdgeTamVideoModel, source, device)
         description = f"model: {source}"
     return StudioModels(
+        description=description,
+        bundled=source is None,
         image_model=image_model,
         image_processor=processor_for(EdgeTamProcessor, image_model),
         video_model=video_model,
         video_processor=processor_for(EdgeTamVideoProcessor, video_model),
-        description=description,
-        bundled=source is None,
         dtype_name=dtype_name,
+        device=device,
     )
 
 

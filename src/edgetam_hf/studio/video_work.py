@@ -1,8 +1,7 @@
-"""One video in the studio: an `EdgeTamVideoProcessor` session over the frames (read lazily),
-prompts on any frame through `add_inputs_to_inference_session` + `model(session, frame_idx=)`,
-propagation through `propagate_in_video_iterator` in a thread of its own that can be cancelled
-between frames. The session keeps every result (bounded=False), so a correction on any frame
-can be propagated again from there.
+"""One video in the studio: a tracking session over the frames (read lazily; see backends.py:
+an `EdgeTamVideoProcessor` session or an `OnnxVideoTracker`), prompts on any frame, propagation
+in a thread of its own that can be cancelled between frames. The session keeps every result, so
+a correction on any frame can be propagated again from there.
 
 Each frame's result is kept as a label map (pixel value = object id, the most confident object
 where several claim a pixel, as `edgetam-hf track` writes) in an indexed PNG in the session's
@@ -20,7 +19,7 @@ from PIL import Image
 
 from ..cli.media import label_map, save_label_png
 from ..video.frame_source import FrameReader
-from ..video.records import NO_OBJECT_SCORE
+from .backends import FrameResult
 from .exports import coco_document, overlay_png, write_overlay_video, zip_bytes
 from .image_work import check_obj_id
 from .models import StudioModels
@@ -52,16 +51,14 @@ class PropagationJob:
         total = sum(work.frames_to_track(self.start, reverse) for reverse in self.directions)
         try:
             for reverse in self.directions:
-                outputs = work.models.video_model.propagate_in_video_iterator(work.session, start_frame_idx=self.start, reverse=reverse)
-                while not self.cancelled.is_set():
-                    with work.models.computing():
-                        output = next(outputs, None)
-                    if output is None:
-                        break
+                for result in work.tracking.propagate(self.start, reverse):
                     done += 1
-                    elapsed = time.perf_counter() - started
-                    event = work.record(output)
-                    self.events.put({"type": "frame", **event, "done": done, "total": total, "fps": done / elapsed})
+                    event = work.record(result)
+                    self.events.put({"type": "frame", **event, "done": done, "total": total, "fps": done / (time.perf_counter() - started)})
+                    if self.cancelled.is_set():
+                        break
+                if self.cancelled.is_set():
+                    break
         except ValueError as error_raised:  # e.g. a frame of the file that cannot be decoded
             error = hide_folder(str(error_raised), work.uploads_dir)
         except Exception as error_raised:  # the page must hear why the run stopped; the server goes on
@@ -84,10 +81,7 @@ class VideoWork:
         self.uploads_dir = folder / "uploads"
         self.scores: dict[int, dict[int, float]] = {}  # frame -> object -> object score logit
         self.job: PropagationJob | None = None
-        model = models.video_model
-        self.session = models.video_processor.init_video_session(
-            video=reader, inference_device=model.device, video_storage_device="cpu", bounded=False
-        )
+        self.tracking = models.open_video(reader)
         self.width, self.height = reader.size
 
     @property
@@ -117,33 +111,23 @@ class VideoWork:
         self._check_idle()
         self._check_frame(frame_idx)
         check_obj_id(obj_id)
-        model, processor = self.models.video_model, self.models.video_processor
         try:
             if not points and box is None:
-                if obj_id not in self.session.obj_ids:
+                if obj_id not in self.tracking.obj_ids:
                     raise StudioError(f"object {obj_id} has no prompts to clear")
-                with self.models.computing():
-                    output = model.clear_prompts_in_frame(self.session, frame_idx, obj_id)
+                result = self.tracking.clear(frame_idx, obj_id)
             else:
-                processor.add_inputs_to_inference_session(
-                    self.session, frame_idx=frame_idx, obj_ids=obj_id,
-                    input_points=[[[[x, y] for x, y, _ in points]]] if points else None,
-                    input_labels=[[[label for _, _, label in points]]] if points else None,
-                    input_boxes=[[list(box)]] if box is not None else None,
-                )
-                with self.models.computing():
-                    output = model(self.session, frame_idx=frame_idx)
+                result = self.tracking.prompt(frame_idx, obj_id, points, box)
         except ValueError as error:
             raise StudioError(hide_folder(str(error), self.uploads_dir)) from None
-        return self.record(output)
+        return self.record(result)
 
     def remove_object(self, obj_id: int) -> list[int]:
         """Removes the object everywhere; returns the frames whose results changed."""
         self._check_idle()
-        if obj_id not in self.session.obj_ids:
+        if obj_id not in self.tracking.obj_ids:
             raise StudioError(f"object {obj_id}: no such object")
-        with self.models.computing():
-            outputs = self.models.video_model.remove_object(self.session, obj_id)
+        results = self.tracking.remove(obj_id)
         changed = set()
         # Frames it was prompted on come back recomputed; elsewhere its pixels become background
         # (an object that lost such a pixel to it gets it back when propagated again).
@@ -153,16 +137,16 @@ class VideoWork:
                 labels[labels == obj_id] = 0
                 save_label_png(labels, self._mask_path(frame_idx))
                 changed.add(frame_idx)
-        for output in outputs:
-            self.record(output)
-            changed.add(output.frame_idx)
+        for result in results:
+            self.record(result)
+            changed.add(result.frame_idx)
         return sorted(changed)
 
     def propagate(self, direction: str, start: int | None) -> PropagationJob:
         self._check_idle()
         if direction not in DIRECTIONS:
             raise StudioError(f"direction: expected one of {', '.join(DIRECTIONS)}, got {direction!r}")
-        if not self.session.obj_ids:
+        if not self.tracking.obj_ids:
             raise StudioError("add a click or a box on an object first")
         if start is not None:
             self._check_frame(start)
@@ -180,23 +164,12 @@ class VideoWork:
         if self.job is not None:
             self.job.cancel()
 
-    def record(self, output) -> dict:
-        """Keeps a model output's label map and scores; returns what the page draws."""
-        logits = self.models.video_processor.post_process_masks(
-            [output.pred_masks.float().cpu()], [[self.height, self.width]], binarize=False
-        )[0][:, 0]  # (num_objects, height, width)
-        labels = label_map(logits, output.object_ids)
-        save_label_png(labels, self._mask_path(output.frame_idx))
-        # An object without a result on the frame holds the placeholder (logits NO_OBJECT_SCORE
-        # everywhere, see EdgeTamVideoSegmentationOutput): no score to show for it.
-        low_res_max = output.pred_masks.float().flatten(1).max(dim=1).values.cpu()
-        scores = {
-            obj_id: float(score)
-            for obj_id, score, top in zip(output.object_ids, output.object_score_logits.float().cpu().tolist(), low_res_max, strict=True)
-            if top > NO_OBJECT_SCORE / 2
-        }
-        self.scores[output.frame_idx] = scores
-        return {"frame": output.frame_idx, "scores": scores, "overlay": base64.b64encode(overlay_png(labels)).decode()}
+    def record(self, result: FrameResult) -> dict:
+        """Keeps a frame's label map and scores; returns what the page draws."""
+        labels = label_map(result.logits, result.object_ids)
+        save_label_png(labels, self._mask_path(result.frame_idx))
+        self.scores[result.frame_idx] = result.scores
+        return {"frame": result.frame_idx, "scores": result.scores, "overlay": base64.b64encode(overlay_png(labels)).decode()}
 
     def labels(self, frame_idx: int) -> np.ndarray | None:
         path = self._mask_path(frame_idx)
