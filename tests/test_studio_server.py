@@ -3,8 +3,15 @@ folder, bounded and expiring sessions, limits, bad requests answered with a mess
 command line's safe defaults."""
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +22,8 @@ from edgetam_hf.sample_media import render_sample_frame  # noqa: E402
 from edgetam_hf.studio.sessions import SessionStore, StudioError  # noqa: E402
 from edgetam_hf.studio.uploads import Limits, open_video, safe_name, upload_path  # noqa: E402
 from test_studio_browser import studio, write_clip  # noqa: E402, F401  (the served studio fixture)
+
+TESTS_DIR = Path(__file__).resolve().parent
 
 
 def call(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, bytes]:
@@ -101,3 +110,32 @@ def test_videos_longer_than_the_limit_are_refused(tmp_path):
 def test_command_line_defaults_are_local_and_bundled():
     args = build_parser(["studio"]).parse_args(["studio"])
     assert args.host == "127.0.0.1" and args.model is None and args.max_sessions >= 1
+
+
+@pytest.mark.slow
+def test_the_command_serves_the_page_and_says_which_models(tmp_path):
+    with socket.socket() as probe:  # a port free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    site = tmp_path / "site"  # the tests' torchvision shim in the child too, as tests/test_cli.py does
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(f"import sys\nsys.path.insert(0, {str(TESTS_DIR)!r})\nimport _torchvision_shim\n_torchvision_shim.install()\n")
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "edgetam_hf", "studio", "--port", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env=environment)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None and time.monotonic() < deadline, "the studio did not start"
+            try:
+                status, page = call(f"http://127.0.0.1:{port}/")
+                break
+            except urllib.error.URLError:
+                time.sleep(0.5)
+        assert status == 200 and b"EdgeTAM studio" in page
+        info = json.loads(call(f"http://127.0.0.1:{port}/api/info")[1])
+        assert info["bundled"] and "rendered shapes only" in info["models"]
+    finally:
+        server.send_signal(signal.SIGINT)
+        output = server.communicate(timeout=60)[0]
+    assert f"http://127.0.0.1:{port}/" in output

@@ -15,11 +15,12 @@ def add_arguments(studio) -> None:
         "on any frame, download PNG / DAVIS masks, COCO RLE JSON and an overlay video. Without --model it runs "
         "the tiny models bundled with the package (rendered shapes only, and the page says so)."
     )
-    studio.add_argument("--model", default=None, help="a converted folder, Meta's edgetam.pt or a Hub id (default: the bundled tiny models)")
+    studio.add_argument("--model", default=None, help="a converted folder, Meta's edgetam.pt, a Hub id or an `edgetam-hf export` folder of a video model "
+                        "(default: the bundled tiny models)")
     studio.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps, ... (default: cuda when available)")
     studio.add_argument("--dtype", choices=DTYPE_NAMES, default="float32", help="compute dtype (default float32; others under torch.autocast)")
     studio.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    studio.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free port)")
+    studio.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     studio.add_argument("--max-sessions", type=int, default=8, help="pages open at once (default 8)")
     studio.add_argument("--idle-minutes", type=float, default=30.0, help="a session idle this long is removed with its files (default 30)")
     studio.add_argument("--max-upload-mb", type=float, default=1024.0, help="largest upload in MB (default 1024)")

@@ -10,6 +10,7 @@ import base64
 import contextlib
 import json
 import logging
+import queue
 import shutil
 import time
 from pathlib import Path
@@ -250,7 +251,7 @@ class _Api:
                 while True:
                     try:
                         event = await asyncio.to_thread(job.events.get, timeout=_CHUNK_WAIT_SECONDS)
-                    except Exception:  # queue.Empty: nothing yet
+                    except queue.Empty:  # nothing yet: look again (and notice a client that left)
                         continue
                     yield json.dumps(event) + "\n"
                     if event["type"] == "end":
