@@ -9,6 +9,7 @@ folder, with each object's score: that is what the page draws and the downloads 
 
 import base64
 import io
+import logging
 import queue
 import threading
 import time
@@ -26,6 +27,7 @@ from .models import StudioModels
 from .sessions import StudioError
 from .uploads import hide_folder
 
+logger = logging.getLogger(__name__)
 DIRECTIONS = {"forward": (False,), "backward": (True,), "both": (False, True)}
 
 
@@ -62,6 +64,7 @@ class PropagationJob:
         except ValueError as error_raised:  # e.g. a frame of the file that cannot be decoded
             error = hide_folder(str(error_raised), work.uploads_dir)
         except Exception as error_raised:  # the page must hear why the run stopped; the server goes on
+            logger.exception("studio: a propagation failed")
             error = f"{type(error_raised).__name__}: {error_raised}"
         self.events.put({"type": "end", "cancelled": self.cancelled.is_set(), "error": error, "done": done, "total": total})
 
