@@ -25,6 +25,7 @@ COMMANDS = {
     "export": ("export", "export the model to ONNX for onnxruntime"),
     "finetune": ("finetune", "fine-tune the image model on images with instance masks"),
     "evaluate": ("evaluate", "score predicted masks against ground truth (J, F, J&F; DAVIS 2017 conventions)"),
+    "studio": ("studio", "a local web app: click objects, track them through a video, correct, download masks"),
 }
 
 
