@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from ..image_modes import to_rgb8
 # FRAME_EXTENSIONS and open_frames are the command line's too (annotate, track).
 from ..video.frame_source import DEFAULT_FPS, FRAME_EXTENSIONS, FolderFrames, FrameReader, import_av, open_frames  # noqa: F401
 
@@ -39,7 +40,7 @@ def read_image(path: str, argument: str = "IMAGE") -> Image.Image:
         raise ValueError(f"{argument}: no such file: {path}")
     try:
         with Image.open(file) as image:
-            return image.convert("RGB")
+            return to_rgb8(image, argument)
     except (UnidentifiedImageError, OSError) as error:
         raise ValueError(f"{argument}: cannot read {path} as an image ({error})") from None
 

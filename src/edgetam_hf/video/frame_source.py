@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from ..image_modes import to_rgb8
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
 DEFAULT_FPS = 24.0  # for frame folders, which carry no rate (DAVIS is filmed at 24 fps)
 # A seek lands on the key frame before the one asked for; a frame this close ahead of the
@@ -103,7 +104,7 @@ class FolderFrames(FrameReader):
         file = self.files[index]
         try:
             with Image.open(file) as image:
-                return self._checked(image.convert("RGB"), index)
+                return self._checked(to_rgb8(image, self.argument), index)
         except (UnidentifiedImageError, OSError) as error:
             raise ValueError(f"{self.argument}: cannot read frame {index} ({file}) as an image ({error})") from None
 
