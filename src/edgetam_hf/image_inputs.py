@@ -31,7 +31,7 @@ def image_to_float_rgb(image, input_data_format: str | None = None) -> torch.Ten
     if isinstance(image, Image.Image):
         # 16-bit / 32-bit / float images keep their full range as float (convert("RGB") clips them)
         grey = unit_grey(image, "images")
-        image = np.array(to_rgb8(image, "images")) if grey is None else grey
+        image = grey if grey is not None else np.array(image if image.mode == "RGB" else to_rgb8(image))
         input_data_format = "channels_last"
     if isinstance(image, np.ndarray):
         # a writable C-ordered copy: torch refuses to share read-only memory without a warning

@@ -41,9 +41,8 @@ def unit_grey(image: Image.Image, argument: str = "image") -> np.ndarray | None:
 
 def to_rgb8(image: Image.Image, argument: str = "image") -> Image.Image:
     """Any PIL image -> an 8-bit RGB image: more than 8 bits scaled from their range (`unit_grey`),
-    the rest by PIL's `convert("RGB")` (grey repeated, alpha dropped, palettes resolved)."""
-    if image.mode == "RGB":
-        return image
+    the rest by PIL's `convert("RGB")` (grey repeated, alpha dropped, palettes resolved; a loaded
+    copy even of an RGB image, so the file may be closed)."""
     grey = unit_grey(image, argument)
     if grey is None:
         return image.convert("RGB")

@@ -300,7 +300,7 @@ def _rgb_to_crop(image) -> torch.Tensor:
     array: `preprocess` converts each crop to float (the same values as converting first), and a
     huge image is not held as float32 (4 bytes a value) and range-checked as a whole."""
     if isinstance(image, Image.Image):
-        return torch.from_numpy(np.array(to_rgb8(image, "image"))).permute(2, 0, 1)
+        return torch.from_numpy(np.array(image if image.mode == "RGB" else to_rgb8(image))).permute(2, 0, 1)
     return image_to_float_rgb(image)
 
 

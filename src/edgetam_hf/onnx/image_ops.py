@@ -22,7 +22,7 @@ def image_to_unit_rgb(image) -> np.ndarray:
     if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image, without importing PIL
         from ..image_modes import to_rgb8  # PIL only when given a PIL image
 
-        image = np.asarray(to_rgb8(image))
+        image = np.asarray(image if image.mode == "RGB" else to_rgb8(image))
     if not isinstance(image, np.ndarray):
         raise ValueError(f"image must be a PIL image or a numpy array (H, W, C); got {type(image).__name__}")
     if image.ndim == 2:
