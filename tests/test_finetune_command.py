@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from _image_tiny import tiny_config
 from edgetam_hf import EdgeTamModel
 from edgetam_hf.cli import main
+from edgetam_hf.cli.models import CHECKPOINT_VARIABLE
 from edgetam_hf.training.shapes import render_shapes_scene
 
 TINY_IMAGE_SIZE = 128
@@ -59,3 +60,11 @@ def test_resume_with_fewer_steps_than_done_says_so(shapes_folder, tmp_path, caps
     assert main([*common, "--steps", "1", "--resume"]) == 2
     error = capsys.readouterr().err
     assert "--steps 1" in error and "checkpoint-2" in error
+
+
+def test_finetune_without_model_takes_the_checkpoint_the_demo_finds(shapes_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv(CHECKPOINT_VARIABLE, str(tmp_path / "start"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    argv = ["finetune", str(shapes_folder), "--out", str(tmp_path / "run"), "--device", "cpu", "--batch-size", "2", "--steps", "1"]
+    assert main(argv) == 0
+    assert (tmp_path / "run" / "final" / "model.safetensors").is_file()

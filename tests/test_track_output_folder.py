@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from _video_tiny import model_folder, object_centre, single_thread, video_frames  # noqa: F401  (fixtures)
+from _video_tiny import frame_folder, model_folder, object_centre, single_thread, video_frames  # noqa: F401  (fixtures)
 import edgetam_hf
 from edgetam_hf.cli import main
 
@@ -35,11 +35,8 @@ main(sys.argv[1:])
 """
 
 
-def test_a_killed_run_leaves_nothing_the_next_run_could_be_taken_to_have_written(model_folder, tmp_path):  # noqa: F811
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    for index, frame in enumerate(video_frames()):
-        Image.fromarray(frame).save(frames / f"{index:05d}.png")
+def test_a_killed_run_leaves_nothing_the_next_run_could_be_taken_to_have_written(model_folder, frame_folder, tmp_path):  # noqa: F811
+    frames = frame_folder
     out = tmp_path / "out"
     x, y = object_centre(1, 0)
     argv = ["track", str(frames), "--point", f"{x},{y}", "--model", str(model_folder), "--device", "cpu", "--out", str(out)]

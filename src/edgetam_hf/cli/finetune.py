@@ -4,7 +4,7 @@
 import json
 from pathlib import Path
 
-from .models import DEFAULT_MODEL, device_from, load_model, processor_for, quiet_transformers
+from .models import FOUND_MODEL_HELP, device_from, load_model, model_source, processor_for, quiet_transformers
 
 FINAL_FOLDER = "final"
 
@@ -18,7 +18,7 @@ def add_arguments(finetune) -> None:
     )
     finetune.add_argument("data", help="the dataset folder")
     finetune.add_argument("--layout", choices=("images", "davis"), default="images", help="folder layout (default images)")
-    finetune.add_argument("--model", default=DEFAULT_MODEL, help=f"the model to start from (default {DEFAULT_MODEL})")
+    finetune.add_argument("--model", help=f"the model to start from (default: {FOUND_MODEL_HELP})")
     finetune.add_argument("--out", default="out/finetune", help="output folder (default out/finetune)")
     finetune.add_argument("--steps", type=int, default=1000, help="optimiser steps (default 1000)")
     finetune.add_argument("--batch-size", type=int, default=4, help="images per step and device (default 4)")
@@ -45,6 +45,7 @@ def run_finetune(args) -> int:
     for name in ("steps", "batch_size", "objects_per_image", "save_steps"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    args.model = model_source(args.model)
     out_dir = Path(args.out)
     if args.resume:
         _check_steps_left(out_dir, args.steps)

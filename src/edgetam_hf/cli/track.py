@@ -18,12 +18,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
-
 from .drawing import draw_prompts, object_color, overlay_labels
 from .media import LiveSource, OverlayVideoWriter, label_map, open_frames, save_label_png
-from .models import add_model_arguments, computing_in, device_from, load_model, processor_for
+from .models import add_model_arguments, computing_in, device_from, load_model, model_source, processor_for
 from .output_folder import fresh_run_folder, publish_run
+from .progress import progress
 from .prompts import ObjectPrompt, add_prompt_arguments, check_inside, group_prompts
 
 logger = logging.getLogger(__name__)
@@ -65,9 +64,9 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def run_track(args) -> int:
-    from ..modeling_video import EdgeTamVideoModel
     from ..onnx.manifest import is_export_folder
 
+    args.model = model_source(args.model)
     prompts = group_prompts(args.prompt_sequence)
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError(f"--max-frames: expected 1 or more, got {args.max_frames}")
@@ -89,6 +88,8 @@ def run_track(args) -> int:
             else:
                 track_video_onnx(args.model, source, prompts, Path(args.out), args.max_frames, args.reverse, about)
             return 0
+        from ..modeling_video import EdgeTamVideoModel  # torch and transformers: not for an export folder
+
         device = device_from(args.device)
         model = load_model(EdgeTamVideoModel, args.model, device)
         with computing_in(args.dtype, device):
@@ -219,7 +220,7 @@ def write_tracking(video, outputs, write, prompts: list[ObjectPrompt], out_dir: 
     writer = TrackWriter(out_dir, {**about, "size": list(video.size), "fps": video.fps, "direction": direction, **_prompts_json(prompts)}, video.names)
     completed, tracked = False, set()
     try:
-        for output in tqdm(outputs, total=num_frames, desc="tracking", unit="frame", disable=None):
+        for output in progress(outputs, total=num_frames, desc="tracking", unit="frame"):
             tracked.add(write(output, writer))
         completed = True
     finally:
@@ -292,7 +293,7 @@ def write_stream_tracking(source: LiveSource, prompts: list[ObjectPrompt], out_d
     check_inside(prompts, *size, what="video frame")
     writer = TrackWriter(out_dir, {**about, "size": list(size), "fps": source.fps, "direction": "forward", **_prompts_json(prompts)})
     completed, started, streamed = False, time.monotonic(), 0
-    progress = tqdm(desc="tracking", unit="frame", disable=None)  # shows frames per second
+    bar = progress(desc="tracking", unit="frame")  # shows frames per second
     overlay = OverlayVideoWriter(writer.out_dir / "overlay", source.fps, size)
     try:
         with overlay:
@@ -305,11 +306,11 @@ def write_stream_tracking(source: LiveSource, prompts: list[ObjectPrompt], out_d
                     labels = track_next(frame, frame_idx, writer)
                     streamed += 1
                     frame = overlay_labels(frame, labels, colors)
-                    progress.update()
+                    bar.update()
                 overlay.add(_with_prompts(frame, prompts, frame_idx))
         completed = True
     finally:
-        progress.close()
+        bar.close()
         writer.close()
         writer.publish()
         seconds = time.monotonic() - started
