@@ -39,8 +39,9 @@ def test_a_torch_free_install_segments_an_image_with_an_export_folder(tmp_path):
     Image.fromarray(image).save(tmp_path / "image.png")
 
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", venv], timeout=120)
-    pip = [venv / "bin" / "python", "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    _run([sys.executable, "-m", "venv", "--without-pip", venv], timeout=120)
+    # this environment's pip installs into the new one (pip >= 22.3): no pip of its own to bootstrap
+    pip = [sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "-q", "--disable-pip-version-check"]
     _run([*pip, "--no-deps", REPOSITORY], timeout=300)
     _run([*pip, "-c", REPOSITORY / "constraints.txt", *_runtime_requirements()], timeout=300)
     _run([venv / "bin" / "python", "-c", "import importlib.util as u; assert not (u.find_spec('torch') or u.find_spec('transformers'))"], timeout=60)
