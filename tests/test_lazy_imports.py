@@ -68,6 +68,7 @@ def test_the_command_line_on_an_export_folder_imports_no_torch(export_folder, fr
         ["segment", frame_folder / "00000.png", "--point", f"{x},{y}", "--model", export_folder, "--out", tmp_path / "segment"],
         ["track", frame_folder, "--point", f"{x},{y}", "--model", export_folder, "--out", tmp_path / "track"],
         ["track", frame_folder, "--stream", "--point", f"{x},{y}", "--model", export_folder, "--out", tmp_path / "stream"],
+        ["segment", frame_folder / "00000.png", "--point", f"{x},{y}", "--model", frame_folder, "--out", tmp_path / "no"],
     ]
     script = _BLOCK_TORCH + textwrap.dedent(f"""
         from edgetam_hf.cli import main
@@ -75,7 +76,8 @@ def test_the_command_line_on_an_export_folder_imports_no_torch(export_folder, fr
     """)
     completed = _python(script)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert completed.stdout.strip().splitlines()[-1] == "[0, 0, 0]", completed.stderr[-3000:]
+    assert completed.stdout.strip().splitlines()[-1] == "[0, 0, 0, 2]", completed.stderr[-3000:]
+    assert "segment: needs torch, which is not installed" in completed.stderr  # a model that is no export
     assert np.asarray(Image.open(tmp_path / "segment" / "masks.png")).shape == video_frames()[0].shape[:2]
     for name in ("track", "stream"):
         frames = json.loads((tmp_path / name / "scores.json").read_text())["frames"]

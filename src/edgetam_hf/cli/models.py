@@ -1,8 +1,9 @@
 """`--model`, `--device`, `--dtype`: where the command's model comes from and where it runs.
 
 `--model` is a folder (ours or transformers' EdgeTAM format), Meta's original `.pt`, or a Hub
-id; without it every command takes the first of `find_checkpoint`'s places that holds one. A Hub id is looked up in the local Hugging Face cache first; without it and without a
-network the command says so in one line instead of retrying for a minute.
+id; without it every command takes what `find_checkpoint` finds (the demo's rule), else the
+default Hub id. A Hub id is looked up in the local Hugging Face cache first; without it and
+without a network the command says so in one line instead of retrying for a minute.
 """
 
 import contextlib
