@@ -18,7 +18,8 @@ from .progress import progress
 def add_arguments(everything) -> None:
     everything.description = (
         "Prompt the model with a grid of points and keep the confident, stable, distinct masks "
-        "(transformers' mask-generation pipeline with the original SAM2AutomaticMaskGenerator's numerics). "
+        "(the masks of transformers' mask-generation pipeline with the original SAM2AutomaticMaskGenerator's "
+        "numerics, upsampling only the candidates whose predicted IoU passes). "
         "Writes masks/NNN.png (best predicted IoU first), overlay.png and scores.json."
     )
     everything.add_argument("image", help="a JPEG / PNG image")
