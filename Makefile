@@ -4,7 +4,8 @@
 PYTHON ?= python3
 TORCH_PIN ?= torch==2.13.0
 # torchvision is only needed by the reference models the parity tests compare with (timm);
-# pinned to the release that matches TORCH_PIN so pip does not replace torch.
+# pinned to the release that matches TORCH_PIN so pip does not replace torch. A failed install
+# stops `make test`: the parity tests must run, not skip.
 TORCHVISION_PIN ?= torchvision==0.28.0
 DEMO_ENV := .venv
 TEST_ENV := .venv-test
@@ -22,7 +23,7 @@ $(TEST_ENV)/.ready: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(TEST_ENV)
 	$(TEST_ENV)/bin/python -c "import torch" 2>/dev/null || $(TEST_ENV)/bin/pip install -q $(TORCH_PIN)
 	$(TEST_ENV)/bin/pip install -q -c constraints.txt -e ".[test,onnx]"
-	$(TEST_ENV)/bin/pip install -q -c constraints.txt "$(TORCHVISION_PIN)" timm || echo "reference models unavailable: parity tests against timm / transformers' EdgeTAM will skip"
+	$(TEST_ENV)/bin/pip install -q -c constraints.txt "$(TORCHVISION_PIN)" timm || { echo "error: installing $(TORCHVISION_PIN) and timm failed; the parity tests against timm / transformers' EdgeTAM need them (a silent skip would hide a broken reference)" >&2; exit 1; }
 	touch $@
 
 demo: $(DEMO_ENV)/.ready

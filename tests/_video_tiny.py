@@ -101,6 +101,17 @@ def model_folder(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def frame_folder(tmp_path_factory) -> Path:
+    """The tiny video as a folder of PNG frames 00000.png, 00001.png, ..."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("frames")
+    for index, frame in enumerate(video_frames()):
+        Image.fromarray(frame).save(folder / f"{index:05d}.png")
+    return folder
+
+
 # The released value, so that the ONNX tracker's NumPy hole filling is exercised.
 EXPORTED_FILL_HOLE_AREA = 8
 

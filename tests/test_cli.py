@@ -14,21 +14,13 @@ import torch
 from PIL import Image
 
 from _video_tiny import NUM_FRAMES, VIDEO_HEIGHT, VIDEO_WIDTH, decode_mp4, object_centre, tiny_model, tiny_processor, video_frames, write_mp4
-from _video_tiny import model_folder, single_thread  # noqa: F401  (fixtures; single_thread is autouse)
+from _video_tiny import frame_folder, model_folder, single_thread  # noqa: F401  (fixtures; single_thread is autouse)
 from edgetam_hf.cli import main
 from edgetam_hf.cli import models as cli_models
 from edgetam_hf.cli.media import davis_palette, has_av
 
 TESTS_DIR = Path(__file__).parent
 BOX_OF_OBJECT_2 = [76, 22, 104, 48]  # around ellipse 2 on frame 0
-
-
-@pytest.fixture(scope="module")
-def frame_folder(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("frames")
-    for index, frame in enumerate(video_frames()):
-        Image.fromarray(frame).save(folder / f"{index:05d}.png")
-    return folder
 
 
 def run_cli(argv: list[str]) -> int:

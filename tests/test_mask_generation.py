@@ -23,7 +23,7 @@ from transformers import (
     pipeline,
 )
 
-import edgetam_hf
+from edgetam_hf.auto_registration import register_with_auto_classes
 from edgetam_hf import EdgeTamConfig, EdgeTamImageProcessor, EdgeTamModel, EdgeTamProcessor, EdgeTamVideoConfig
 from edgetam_hf import host_memory, mask_generation, masks_and_boxes
 from edgetam_hf.weights import load_original_state_dict, read_original_checkpoint
@@ -126,8 +126,8 @@ def test_transformers_own_models_keep_their_classes():
 
 
 def test_registration_is_idempotent():
-    edgetam_hf._register_with_transformers_auto_classes()
-    edgetam_hf._register_with_transformers_auto_classes()
+    register_with_auto_classes()
+    register_with_auto_classes()
     assert type(AutoModel.from_config(tiny_config())) is EdgeTamModel
 
 

@@ -1,17 +1,36 @@
-"""edgetam-hf: Meta's EdgeTAM in the Hugging Face Transformers style."""
+"""edgetam-hf: Meta's EdgeTAM in the Hugging Face Transformers style.
 
+The public names are imported on first use, so that `import edgetam_hf` (and with it the
+command line's `--help` and the torch-free ONNX runtime, `edgetam_hf.onnx`) imports neither torch
+nor transformers. Our classes join transformers' Auto classes when transformers loads them
+(auto_registration.py).
+"""
 
-def _torch_is_importable() -> bool:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
+import importlib
+from typing import TYPE_CHECKING
 
+from .auto_registration import register_when_transformers_loads_them
 
-# Without torch only the NumPy + onnxruntime runtime, `edgetam_hf.onnx`, is usable.
-_TORCH_AVAILABLE = _torch_is_importable()
-if _TORCH_AVAILABLE:
+# public name -> the module of this package that defines it
+_PUBLIC_NAMES = {
+    "EdgeTamConfig": "configuration",
+    "EdgeTamImageProcessor": "image_processing",
+    "EdgeTamImageSegmentationOutput": "outputs",
+    "EdgeTamMaskDecoderConfig": "configuration",
+    "EdgeTamModel": "modeling",
+    "EdgeTamPreTrainedModel": "modeling",
+    "EdgeTamProcessor": "processing",
+    "EdgeTamPromptEncoderConfig": "configuration",
+    "EdgeTamVideoConfig": "configuration",
+    "EdgeTamVideoInferenceSession": "video",
+    "EdgeTamVideoModel": "modeling_video",
+    "EdgeTamVideoProcessor": "video_processing",
+    "EdgeTamVideoSegmentationOutput": "outputs",
+    "EdgeTamVisionConfig": "configuration",
+}
+__all__ = sorted(_PUBLIC_NAMES)
+
+if TYPE_CHECKING:
     from .configuration import (
         EdgeTamConfig,
         EdgeTamMaskDecoderConfig,
@@ -19,66 +38,34 @@ if _TORCH_AVAILABLE:
         EdgeTamVideoConfig,
         EdgeTamVisionConfig,
     )
+    from .image_processing import EdgeTamImageProcessor
     from .modeling import EdgeTamModel, EdgeTamPreTrainedModel
     from .modeling_video import EdgeTamVideoModel
     from .outputs import EdgeTamImageSegmentationOutput, EdgeTamVideoSegmentationOutput
-    from .processing import EdgeTamImageProcessor, EdgeTamProcessor
+    from .processing import EdgeTamProcessor
     from .video import EdgeTamVideoInferenceSession
     from .video_processing import EdgeTamVideoProcessor
 
-__all__ = [
-    "EdgeTamConfig",
-    "EdgeTamImageProcessor",
-    "EdgeTamImageSegmentationOutput",
-    "EdgeTamMaskDecoderConfig",
-    "EdgeTamModel",
-    "EdgeTamPreTrainedModel",
-    "EdgeTamProcessor",
-    "EdgeTamPromptEncoderConfig",
-    "EdgeTamVideoConfig",
-    "EdgeTamVideoInferenceSession",
-    "EdgeTamVideoModel",
-    "EdgeTamVideoProcessor",
-    "EdgeTamVideoSegmentationOutput",
-    "EdgeTamVisionConfig",
-]
+
+def __getattr__(name: str):
+    if name not in _PUBLIC_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        module = importlib.import_module(f".{_PUBLIC_NAMES[name]}", __name__)
+    except ModuleNotFoundError as error:
+        if error.name not in ("torch", "transformers"):
+            raise
+        raise ImportError(
+            f"edgetam_hf.{name} needs {error.name} (pip install edgetam-hf installs it); without it only the "
+            "ONNX runtime, edgetam_hf.onnx, is usable (docs/export.md)"
+        ) from error
+    value = getattr(module, name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
 
-def _register_with_transformers_auto_classes() -> None:
-    """Let transformers' Auto classes and `pipeline(...)` find our classes by our model types.
-
-    Only our own keys are added: the model types `edgetam_hf` / `edgetam_hf_video` and our config
-    classes, looked up by identity; transformers' `edgetam`, `edgetam_video` and `sam2` keep their
-    own classes (docs/auto_classes.md). `exist_ok=True` makes this idempotent, and is needed
-    because the mapping refuses a config whose class *name* is a transformers one even though the
-    class is ours. It only fills registries (no model, file or network access), the one kind of
-    work this package does at import, as transformers' own `trust_remote_code` loading does.
-    """
-    from transformers import AutoConfig, AutoModel, AutoModelForMaskGeneration, AutoProcessor
-    from transformers.models.auto.image_processing_auto import IMAGE_PROCESSOR_MAPPING
-
-    AutoConfig.register(EdgeTamConfig.model_type, EdgeTamConfig, exist_ok=True)
-    AutoConfig.register(EdgeTamVideoConfig.model_type, EdgeTamVideoConfig, exist_ok=True)
-    AutoModel.register(EdgeTamConfig, EdgeTamModel, exist_ok=True)
-    AutoModelForMaskGeneration.register(EdgeTamConfig, EdgeTamModel, exist_ok=True)
-    AutoModel.register(EdgeTamVideoConfig, EdgeTamVideoModel, exist_ok=True)
-    # Straight into the mapping: AutoImageProcessor.register would first look the config class up
-    # by its name, find transformers' EdgeTam entry and import its Sam2 image processor (and so
-    # torchvision). Our processor needs neither backend library, so it serves both backends.
-    for config_class in (EdgeTamConfig, EdgeTamVideoConfig):
-        backends = {"pil": EdgeTamImageProcessor, "torchvision": EdgeTamImageProcessor}
-        IMAGE_PROCESSOR_MAPPING.register(config_class, backends, exist_ok=True)
-    AutoProcessor.register(EdgeTamConfig, EdgeTamProcessor, exist_ok=True)
-    AutoProcessor.register(EdgeTamVideoConfig, EdgeTamVideoProcessor, exist_ok=True)
-    # A video folder serves mask generation with the image model (which leaves the memory weights
-    # aside), as transformers maps its own video config. Straight into the mapping: `register`
-    # refuses a model class whose config class has another name.
-    AutoModelForMaskGeneration._model_mapping.register(EdgeTamVideoConfig, EdgeTamModel, exist_ok=True)
-    # transformers loading a folder through remote code imports its `edgetam_hf_classes.py`, which
-    # imports this package and so runs this function (remote_code.py).
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC_NAMES})
 
 
-if _TORCH_AVAILABLE:
-    _register_with_transformers_auto_classes()
-else:
-    __all__ = []
+register_when_transformers_loads_them()

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .image_modes import to_rgb8, unit_grey
+
 _SUPPORTED_CHANNELS = (1, 3, 4)
 
 
@@ -27,8 +29,9 @@ def as_image_list(images) -> list:
 def image_to_float_rgb(image, input_data_format: str | None = None) -> torch.Tensor:
     """PIL / numpy / torch image -> (3, H, W) float32 RGB in [0, 1], bit-exact to ToTensor."""
     if isinstance(image, Image.Image):
-        # convert("RGB") replicates L, drops alpha of RGBA/LA and resolves palettes
-        image = np.array(image if image.mode == "RGB" else image.convert("RGB"))
+        # 16-bit / 32-bit / float images keep their full range as float (convert("RGB") clips them)
+        grey = unit_grey(image, "images")
+        image = grey if grey is not None else np.array(image if image.mode == "RGB" else to_rgb8(image))
         input_data_format = "channels_last"
     if isinstance(image, np.ndarray):
         # a writable C-ordered copy: torch refuses to share read-only memory without a warning

@@ -24,6 +24,7 @@ from transformers.processing_utils import ImagesKwargs
 from .conventions import MASK_LOGITS_CLAMP
 from .host_memory import check_room_for_upsampled_masks
 from .image_inputs import as_image_list, as_size_list, convert_tensors, image_to_float_rgb, resize_like_original
+from .image_modes import to_rgb8
 from .mask_generation import crops_and_point_prompts, filter_mask_batch, remove_duplicate_masks
 from .masks_and_boxes import rle_to_mask, rle_with_list_counts
 from .remote_code import WritesItsOwnAutoMap, image_processor_class_path
@@ -307,7 +308,7 @@ def _rgb_to_crop(image) -> torch.Tensor:
     array: `preprocess` converts each crop to float (the same values as converting first), and a
     huge image is not held as float32 (4 bytes a value) and range-checked as a whole."""
     if isinstance(image, Image.Image):
-        return torch.from_numpy(np.array(image if image.mode == "RGB" else image.convert("RGB"))).permute(2, 0, 1)
+        return torch.from_numpy(np.array(image if image.mode == "RGB" else to_rgb8(image))).permute(2, 0, 1)
     return image_to_float_rgb(image)
 
 

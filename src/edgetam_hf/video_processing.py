@@ -23,6 +23,7 @@ from PIL import Image
 from transformers.image_processing_utils import BatchFeature
 
 from .conventions import BOX_CORNER_LABELS
+from .image_modes import to_rgb8
 from .image_processing import IMAGENET_MEAN, IMAGENET_STD, as_size_list
 from .processing import EdgeTamProcessor
 from .video.frame_source import FolderFrames, FrameReader, LazyFrames, open_frames
@@ -72,7 +73,7 @@ class EdgeTamVideoProcessor(EdgeTamProcessor):
         """One PIL frame -> (3, 1024, 1024) float32: uint8 bicubic resize, / 255 in float64, then
         normalised in float32."""
         side = self.target_size
-        resized = np.array(image.convert("RGB").resize((side, side)))
+        resized = np.array(to_rgb8(image, "frames").resize((side, side)))
         unit_pixels = torch.from_numpy(resized / 255.0).permute(2, 0, 1).to(torch.float32)
         mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32)[:, None, None]
         std = torch.tensor(IMAGENET_STD, dtype=torch.float32)[:, None, None]

@@ -56,6 +56,15 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as error:
         print(f"edgetam-hf {args.command}: {_one_line(error)}", file=sys.stderr)
         return USAGE_ERROR
+    except ModuleNotFoundError as error:
+        if error.name not in ("torch", "transformers"):
+            raise
+        print(
+            f"edgetam-hf {args.command}: needs {error.name}, which is not installed (pip install edgetam-hf installs it); "
+            "without it, segment and track run with an ONNX export folder as --model (docs/export.md)",
+            file=sys.stderr,
+        )
+        return USAGE_ERROR
 
 
 def _one_line(error: Exception) -> str:

@@ -9,15 +9,18 @@ frames before the first prompt are empty), tracked forward from the first prompt
 """
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from .annotate_jobs import Prompt, VideoJob, davis_jobs, first_mask_prompts, manifest_jobs, parse_video_names, prompt_mask
 from .media import read_video, save_label_png
-from .models import add_model_arguments, computing_in, device_from, load_model, processor_for
+from .models import add_model_arguments, computing_in, device_from, load_model, model_source, processor_for
 from .prompts import check_inside
+
+if TYPE_CHECKING:
+    import torch
 
 
 def add_arguments(annotate) -> None:
@@ -47,6 +50,7 @@ def run_annotate(args) -> int:
     from ..video_processing import EdgeTamVideoProcessor
     from .annotate_driver import run_jobs
 
+    args.model = model_source(args.model)
     jobs = _jobs_from(args)
     state = PartialState(cpu=_runs_on_cpu(args.device))
     device = state.device if args.device == "auto" else device_from(args.device)
@@ -65,6 +69,8 @@ def _runs_on_cpu(device_name: str) -> bool:
     ACCELERATE_USE_CPU, which its PartialState does not read); without it, processes that torchrun
     started on a machine with no accelerator would each believe they are alone and all do every video."""
     from accelerate.utils import parse_flag_from_env
+
+    import torch
 
     accelerator_api = getattr(torch, "accelerator", None)  # torch >= 2.6
     has_accelerator = accelerator_api.current_accelerator() is not None if accelerator_api else torch.cuda.is_available()
@@ -107,7 +113,7 @@ def annotate_video(model, processor, job: VideoJob, out_dir: Path, progress: tqd
     return {"frames": len(video.frames), "objects": sorted({prompt.obj_id for prompt in prompts})}
 
 
-def lowest_id_on_top(object_masks: torch.Tensor, obj_ids: list[int]) -> np.ndarray:
+def lowest_id_on_top(object_masks: "torch.Tensor", obj_ids: list[int]) -> np.ndarray:
     """(num_objects, height, width) bool -> (height, width) uint8 ids, the lowest id taking a pixel
     several objects claim, as SAM 2's tools/vos_inference.py writes VOS results. Unlike `track`'s
     most-confident-wins, this reads only each mask's sign, so float noise between machines or

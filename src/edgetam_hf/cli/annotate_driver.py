@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
+from .progress import progress
+
 from .annotate_jobs import VideoJob
 
 if TYPE_CHECKING:
@@ -98,13 +100,10 @@ def _make_plan(jobs: list[VideoJob], out_root: Path, num_processes: int) -> tupl
 
 def _run_share(jobs: list[VideoJob], out_root: Path, annotate_one: AnnotateOne, rank: int) -> ProcessReport:
     report = ProcessReport()
-    progress = tqdm(
-        total=sum(job.num_frames for job in jobs), desc=f"process {rank}", unit="frame", position=rank, disable=None
-    )
-    with progress:
+    with progress(total=sum(job.num_frames for job in jobs), desc=f"process {rank}", unit="frame") as bar:
         for job in jobs:
             try:
-                report.frames += _annotate_into_place(job, out_root, annotate_one, progress, rank)
+                report.frames += _annotate_into_place(job, out_root, annotate_one, bar, rank)
                 report.videos += 1
             except Exception as error:  # any error of one video is that video's failure; the others go on
                 logger.warning("video %s failed: %s", job.name, error)

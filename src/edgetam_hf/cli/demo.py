@@ -5,22 +5,21 @@ given or found. Without one, the image is segmented by the tiny model bundled wi
 deterministic random weights, and a banner says exactly that."""
 
 import json
-import os
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .media import Video
-from .models import DEFAULT_MODEL, add_model_arguments, computing_in, device_from, load_model, processor_for, quiet_transformers
+from .models import DEFAULT_MODEL, add_model_arguments, computing_in, device_from, find_checkpoint, load_model, processor_for, quiet_transformers
 from .prompts import POSITIVE, ObjectPrompt
 from .segment import segment_image, write_image_results
 from .track import track_video
 
+if TYPE_CHECKING:
+    import torch
+
 # The tiny image model trained on rendered shapes (package data, see scripts/train_tiny_model.py).
 BUNDLED_MODEL_DIR = Path(__file__).resolve().parent.parent / "tiny_model"
 BUNDLED_MODEL_NAME = "bundled tiny EdgeTAM trained on rendered shapes"
-CHECKPOINT_VARIABLE = "EDGETAM_CHECKPOINT"
-_LOCAL_CHECKPOINTS = ("edgetam.pt", "checkpoints/edgetam.pt")  # where Meta's README puts it
 SAMPLE_CLIP_FPS = 8.0
 
 
@@ -109,18 +108,9 @@ def _track_sample_clip(model, out_dir: Path, about: dict) -> Path:
     return track_video(model, clip, prompts, out_dir, None, False, {"video": "sample clip", **about})
 
 
-def find_checkpoint() -> str | None:
-    """$EDGETAM_CHECKPOINT, Meta's file where its README puts it, or the default Hub model if cached."""
-    candidates = [os.environ.get(CHECKPOINT_VARIABLE, ""), *_LOCAL_CHECKPOINTS]
-    for candidate in candidates:
-        if candidate and Path(candidate).expanduser().exists():
-            return candidate
-    from huggingface_hub import try_to_load_from_cache
+def _random_model(model_class, config, device: "torch.device"):
+    import torch  # here: `demo --help` imports no torch
 
-    return DEFAULT_MODEL if isinstance(try_to_load_from_cache(DEFAULT_MODEL, "config.json"), str) else None
-
-
-def _random_model(model_class, config, device: torch.device):
     torch.manual_seed(0)
     with quiet_transformers():
         model = model_class(config)

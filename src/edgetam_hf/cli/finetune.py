@@ -1,9 +1,10 @@
 """`edgetam-hf finetune`: adapt the image model to a folder of images and masks with transformers'
 `Trainer` (progress bar, checkpoints every --save-steps, --resume); see docs/finetuning.md."""
 
+import json
 from pathlib import Path
 
-from .models import DEFAULT_MODEL, device_from, load_model, processor_for, quiet_transformers
+from .models import FOUND_MODEL_HELP, device_from, load_model, model_source, processor_for, quiet_transformers
 
 FINAL_FOLDER = "final"
 
@@ -17,7 +18,7 @@ def add_arguments(finetune) -> None:
     )
     finetune.add_argument("data", help="the dataset folder")
     finetune.add_argument("--layout", choices=("images", "davis"), default="images", help="folder layout (default images)")
-    finetune.add_argument("--model", default=DEFAULT_MODEL, help=f"the model to start from (default {DEFAULT_MODEL})")
+    finetune.add_argument("--model", help=f"the model to start from (default: {FOUND_MODEL_HELP})")
     finetune.add_argument("--out", default="out/finetune", help="output folder (default out/finetune)")
     finetune.add_argument("--steps", type=int, default=1000, help="optimiser steps (default 1000)")
     finetune.add_argument("--batch-size", type=int, default=4, help="images per step and device (default 4)")
@@ -44,9 +45,10 @@ def run_finetune(args) -> int:
     for name in ("steps", "batch_size", "objects_per_image", "save_steps"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    args.model = model_source(args.model)
     out_dir = Path(args.out)
-    if args.resume and not any(out_dir.glob("checkpoint-*")):
-        raise ValueError(f"--resume: no checkpoint-N folder in {out_dir}")
+    if args.resume:
+        _check_steps_left(out_dir, args.steps)
     set_seed(args.seed)
     dataset = (DavisFolderDataset if args.layout == "davis" else ImageMaskFolderDataset)(args.data)
     device = device_from(args.device)
@@ -71,7 +73,8 @@ def run_finetune(args) -> int:
         dataloader_num_workers=0,
         report_to=[],
     )
-    trainer = Trainer(model=model, args=training_args, train_dataset=dataset, data_collator=collator)
+    callbacks = [_schedule_of_this_run()] if args.resume else None
+    trainer = Trainer(model=model, args=training_args, train_dataset=dataset, data_collator=collator, callbacks=callbacks)
     print(f"fine-tuning {args.model} on {len(dataset)} images of {args.data} for {args.steps} steps")
     trainer.train(resume_from_checkpoint=True if args.resume else None)
     final_dir = out_dir / FINAL_FOLDER
@@ -80,3 +83,34 @@ def run_finetune(args) -> int:
     processor.save_pretrained(str(final_dir))
     print(f"model written to {final_dir} (load it with --model {final_dir})")
     return 0
+
+
+def _check_steps_left(out_dir: Path, steps: int) -> None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    checkpoint = get_last_checkpoint(str(out_dir)) if out_dir.is_dir() else None
+    if checkpoint is None:
+        raise ValueError(f"--resume: no checkpoint-N folder in {out_dir}")
+    done = json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"]
+    if steps <= done:
+        raise ValueError(
+            f"--steps {steps}: {Path(checkpoint).name} in {out_dir} has already run {done} steps; "
+            f"pass --steps larger than {done} to train further"
+        )
+
+
+def _schedule_of_this_run():
+    """A callback: Trainer restores the checkpoint's learning-rate schedule, planned for that run's
+    --steps; resumed with a larger --steps, the extra steps would run at its end, learning rate 0.
+    The schedule built for this run's --steps takes over at the checkpoint's step instead (the same
+    one when --steps is unchanged)."""
+    from transformers import TrainerCallback  # here: `finetune --help` imports no transformers
+
+    class ScheduleOfThisRun(TrainerCallback):
+        def on_train_begin(self, args, state, control, lr_scheduler=None, **kwargs):
+            resumed = lr_scheduler.state_dict()
+            resumed["last_epoch"] = state.global_step - 1
+            lr_scheduler.load_state_dict(resumed)
+            lr_scheduler.step()  # the optimiser's learning rate of step `global_step` by this run's plan
+
+    return ScheduleOfThisRun()

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
+from ..image_modes import to_rgb8
 # FRAME_EXTENSIONS and open_frames are the command line's too (annotate, track).
 from ..video.frame_source import DEFAULT_FPS, FRAME_EXTENSIONS, FolderFrames, FrameReader, import_av, open_frames  # noqa: F401
 
@@ -35,11 +35,13 @@ class Video(FrameReader):
 
 def read_image(path: str, argument: str = "IMAGE") -> Image.Image:
     file = Path(path)
+    if file.is_dir():
+        raise ValueError(f"{argument}: {path} is a folder; expected one image file (JPEG / PNG), so run the command once per image")
     if not file.is_file():
         raise ValueError(f"{argument}: no such file: {path}")
     try:
         with Image.open(file) as image:
-            return image.convert("RGB")
+            return to_rgb8(image, argument)
     except (UnidentifiedImageError, OSError) as error:
         raise ValueError(f"{argument}: cannot read {path} as an image ({error})") from None
 
@@ -195,11 +197,14 @@ class OverlayVideoWriter:
             first.save(self.path, save_all=True, append_images=rest, duration=round(1000 / self.fps), loop=0)
 
 
-def label_map(mask_logits: torch.Tensor, obj_ids: list[int]) -> np.ndarray:
-    """(num_objects, height, width) logits -> (height, width) uint8 object ids: where several
-    objects claim a pixel, the most confident one (largest logit) takes it; 0 where none does."""
+def label_map(mask_logits: np.ndarray, obj_ids: list[int]) -> np.ndarray:
+    """(num_objects, height, width) logits (an array or a torch tensor) -> (height, width) uint8
+    object ids: where several objects claim a pixel, the most confident one (largest logit, the
+    first of equal ones) takes it; 0 where none does."""
+    if not isinstance(mask_logits, np.ndarray):  # a tensor, on any device, in any dtype (torch is not imported here)
+        mask_logits = mask_logits.detach().float().cpu().numpy()
     if len(obj_ids) == 0:
         return np.zeros(mask_logits.shape[-2:], dtype=np.uint8)
-    best_logit, best_row = mask_logits.max(dim=0)
-    ids = torch.tensor(obj_ids, dtype=torch.uint8)[best_row]
-    return torch.where(best_logit > 0, ids, torch.zeros_like(ids)).numpy()
+    best_row = mask_logits.argmax(axis=0)
+    best_logit = np.take_along_axis(mask_logits, best_row[None], axis=0)[0]
+    return np.where(best_logit > 0, np.asarray(obj_ids, dtype=np.uint8)[best_row], 0).astype(np.uint8)

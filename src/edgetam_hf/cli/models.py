@@ -1,8 +1,9 @@
 """`--model`, `--device`, `--dtype`: where the command's model comes from and where it runs.
 
 `--model` is a folder (ours or transformers' EdgeTAM format), Meta's original `.pt`, or a Hub
-id. A Hub id is looked up in the local Hugging Face cache first; without it and without a
-network the command says so in one line instead of retrying for a minute.
+id; without it every command takes what `find_checkpoint` finds (the demo's rule), else the
+default Hub id. A Hub id is looked up in the local Hugging Face cache first; without it and
+without a network the command says so in one line instead of retrying for a minute.
 """
 
 import contextlib
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
 
 # transformers' conversion of Meta's released EdgeTAM checkpoint (loads into our classes).
 DEFAULT_MODEL = "yonigozlan/EdgeTAM-hf"
+CHECKPOINT_VARIABLE = "EDGETAM_CHECKPOINT"
+_LOCAL_CHECKPOINTS = ("edgetam.pt", "checkpoints/edgetam.pt")  # where Meta's README puts it
+FOUND_MODEL_HELP = f"$EDGETAM_CHECKPOINT, ./edgetam.pt, ./checkpoints/edgetam.pt, else {DEFAULT_MODEL}"
 # torch is imported when a command runs, not when its arguments are parsed (cli/__init__.py).
 DTYPE_NAMES = ("bfloat16", "float16", "float32")
 _LOCAL_SUFFIXES = (".pt", ".pth", ".safetensors", ".bin")
@@ -25,9 +29,7 @@ _LOCAL_SUFFIXES = (".pt", ".pth", ".safetensors", ".bin")
 def add_model_arguments(parser, model_help: str | None = None) -> None:
     parser.add_argument(
         "--model",
-        default=DEFAULT_MODEL,
-        help=model_help
-        or f"a converted folder, Meta's original edgetam.pt, or a Hub id (default: {DEFAULT_MODEL})",
+        help=model_help or f"a converted folder, Meta's original edgetam.pt, or a Hub id (default: {FOUND_MODEL_HELP})",
     )
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps, ... (default: cuda when available)")
     parser.add_argument(
@@ -37,6 +39,22 @@ def add_model_arguments(parser, model_help: str | None = None) -> None:
         help="compute dtype (default float32); bfloat16 / float16 run the float32 model under torch.autocast, "
         "as the original's demos do",
     )
+
+
+def find_checkpoint() -> str | None:
+    """$EDGETAM_CHECKPOINT, Meta's file where its README puts it, or the default Hub model if cached."""
+    for candidate in (os.environ.get(CHECKPOINT_VARIABLE, ""), *_LOCAL_CHECKPOINTS):
+        if candidate and Path(candidate).expanduser().exists():
+            return candidate
+    from huggingface_hub import try_to_load_from_cache
+
+    return DEFAULT_MODEL if isinstance(try_to_load_from_cache(DEFAULT_MODEL, "config.json"), str) else None
+
+
+def model_source(given: str | None) -> str:
+    """`--model` as given, else the checkpoint `find_checkpoint` finds, else the default Hub id
+    (which, offline and not cached, `load_model` answers with a one-line error)."""
+    return given or find_checkpoint() or DEFAULT_MODEL
 
 
 def device_from(name: str) -> "torch.device":

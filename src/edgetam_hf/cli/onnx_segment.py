@@ -1,6 +1,5 @@
 """`edgetam-hf segment --model EXPORT_FOLDER`: the same objects and files, computed by onnxruntime."""
 
-import torch
 from PIL import Image
 
 from ..onnx import OnnxImagePredictor
@@ -27,7 +26,7 @@ def segment_image_onnx(folder: str, image: Image.Image, prompts: list[ObjectProm
         results.append(
             ObjectMask(
                 prompt.obj_id,
-                torch.from_numpy(prediction.masks[0, chosen]),
+                prediction.masks[0, chosen],
                 prediction.iou_scores[0].tolist(),
                 chosen,
                 float(prediction.object_score_logits[0, 0]),

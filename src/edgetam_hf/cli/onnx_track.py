@@ -5,7 +5,6 @@ a streaming tracker that keeps only the memory window's results (bounded memory)
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..onnx import OnnxVideoFrame, OnnxVideoTracker
 from ..onnx.manifest import read_manifest
@@ -62,6 +61,6 @@ def _add_prompt(tracker: OnnxVideoTracker, prompt: ObjectPrompt, tracker_frame_i
 
 def _write(tracker: OnnxVideoTracker, frame: OnnxVideoFrame, writer: TrackWriter, frame_idx: int) -> np.ndarray:
     """Writes a frame's masks and scores (`frame_idx`: its index in the source); returns its label map."""
-    labels = label_map(torch.from_numpy(tracker.masks(frame, binarize=False)), frame.object_ids)
+    labels = label_map(tracker.masks(frame, binarize=False), frame.object_ids)
     writer.add_labels(labels, frame.object_ids, frame.object_score_logits.tolist(), frame_idx)
     return labels

@@ -4,12 +4,20 @@ Each command lists the mask files it wrote in `scores.json`. A run into a folder
 run wrote first removes the masks that run listed, so that no stale `mask_2.png` or `00012.png`
 of another prompt is left next to the new results (the other outputs are overwritten). Nothing
 else in the folder is touched.
+
+A long run (`track`) writes into a fresh hidden folder inside `--out` and moves its files in at the
+end (also when stopped by Ctrl-C or an error): a run killed outright leaves only that hidden folder,
+which the next run removes, so no run's masks ever sit beside another run's scores.json.
 """
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 SCORES_FILE = "scores.json"
+_RUN_FOLDER_PREFIX = ".unfinished-run-"
 
 
 def prepare_output_folder(out_dir: Path) -> Path:
@@ -18,6 +26,24 @@ def prepare_output_folder(out_dir: Path) -> Path:
     for path in _listed_masks(out_dir):
         path.unlink(missing_ok=True)
     return out_dir
+
+
+def fresh_run_folder(out_dir: Path) -> Path:
+    """A new empty folder inside `out_dir` for a run's files until `publish_run`; the folders of
+    runs killed before they published are removed first."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(_RUN_FOLDER_PREFIX + "*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=_RUN_FOLDER_PREFIX, dir=out_dir))
+
+
+def publish_run(run_dir: Path, out_dir: Path) -> None:
+    """Moves a run's files from `run_dir` into `out_dir`, after the masks the earlier run listed
+    are removed; scores.json last, so that it never lists masks that are not there yet."""
+    prepare_output_folder(out_dir)
+    for path in sorted(run_dir.iterdir(), key=lambda path: path.name == SCORES_FILE):
+        os.replace(path, out_dir / path.name)
+    run_dir.rmdir()
 
 
 def _listed_masks(out_dir: Path) -> list[Path]:

@@ -5,12 +5,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from .drawing import draw_prompts, object_color, overlay_labels
 from .media import label_map, read_image, save_label_png
-from .models import add_model_arguments, computing_in, device_from, load_model, processor_for
+from .models import add_model_arguments, computing_in, device_from, load_model, model_source, processor_for
 from .output_folder import prepare_output_folder
 from .prompts import ObjectPrompt, add_prompt_arguments, check_inside, group_prompts
 
@@ -18,7 +17,7 @@ from .prompts import ObjectPrompt, add_prompt_arguments, check_inside, group_pro
 @dataclass
 class ObjectMask:
     obj_id: int
-    mask_logits: torch.Tensor  # (height, width) float32 at image resolution
+    mask_logits: np.ndarray  # (height, width) float32 at image resolution
     iou_scores: list[float]  # predicted IoU of each candidate mask
     chosen: int  # the candidate kept: the best predicted IoU
     object_score_logit: float  # > 0: the object is judged present
@@ -38,10 +37,9 @@ def add_arguments(segment) -> None:
 
 
 def run_segment(args) -> int:
-    from ..modeling import EdgeTamModel
     from ..onnx.manifest import is_export_folder
-    from ..processing import EdgeTamProcessor
 
+    args.model = model_source(args.model)
     image = read_image(args.image)
     prompts = group_prompts(args.prompt_sequence)
     check_inside(prompts, *image.size)
@@ -49,7 +47,10 @@ def run_segment(args) -> int:
         from .onnx_segment import segment_image_onnx
 
         results = segment_image_onnx(args.model, image, prompts)
-    else:
+    else:  # torch and transformers are imported here only: an export folder needs neither
+        from ..modeling import EdgeTamModel
+        from ..processing import EdgeTamProcessor
+
         device = device_from(args.device)
         model = load_model(EdgeTamModel, args.model, device)
         with computing_in(args.dtype, device):
@@ -79,7 +80,7 @@ def _segment_object(model, processor, embeddings, prompt: ObjectPrompt, size: tu
     iou_scores = outputs.iou_scores[0, 0].float()
     chosen = int(iou_scores.argmax())
     low_res = outputs.pred_masks[:, :, chosen : chosen + 1].float().cpu()  # (1, 1, 1, 256, 256)
-    logits = processor.post_process_masks(low_res, inputs["original_sizes"], binarize=False)[0][0, 0]
+    logits = processor.post_process_masks(low_res, inputs["original_sizes"], binarize=False)[0][0, 0].numpy()
     return ObjectMask(prompt.obj_id, logits, iou_scores.tolist(), chosen, float(outputs.object_score_logits[0, 0, 0]))
 
 
@@ -90,7 +91,7 @@ def write_image_results(
     prepare_output_folder(out_dir)
     objects = []
     for result in results:
-        mask = (result.mask_logits > 0).numpy()
+        mask = result.mask_logits > 0
         Image.fromarray(mask.astype(np.uint8) * 255).save(out_dir / f"mask_{result.obj_id}.png")
         objects.append({
             "object": result.obj_id,
@@ -101,7 +102,7 @@ def write_image_results(
             "object_score_logit": result.object_score_logit,
         })
     obj_ids = [result.obj_id for result in results]
-    labels = label_map(torch.stack([result.mask_logits for result in results]), obj_ids)
+    labels = label_map(np.stack([result.mask_logits for result in results]), obj_ids)
     save_label_png(labels, out_dir / "masks.png")
     overlay = overlay_labels(image, labels, {obj_id: object_color(obj_id) for obj_id in obj_ids})
     overlay_path = out_dir / "overlay.png"

@@ -1,5 +1,6 @@
-"""`edgetam-hf segment-everything`: every object of an image (transformers' mask-generation
-pipeline with the original SAM2AutomaticMaskGenerator's numerics)."""
+"""`edgetam-hf segment-everything`: every object of an image (the masks of transformers'
+mask-generation pipeline with the original SAM2AutomaticMaskGenerator's numerics, computed by
+`edgetam_hf.everything.generate_masks`, which upsamples only the candidates it keeps)."""
 
 import json
 from pathlib import Path
@@ -9,14 +10,16 @@ from PIL import Image
 
 from .drawing import distinct_colors, overlay_labels
 from .media import read_image
-from .models import add_model_arguments, computing_in, device_from, image_processor_for, load_model
+from .models import add_model_arguments, computing_in, device_from, image_processor_for, load_model, model_source
 from .output_folder import prepare_output_folder
+from .progress import progress
 
 
 def add_arguments(everything) -> None:
     everything.description = (
         "Prompt the model with a grid of points and keep the confident, stable, distinct masks "
-        "(transformers' mask-generation pipeline with the original SAM2AutomaticMaskGenerator's numerics). "
+        "(the masks of transformers' mask-generation pipeline with the original SAM2AutomaticMaskGenerator's "
+        "numerics, upsampling only the candidates whose predicted IoU passes). "
         "Writes masks/NNN.png (best predicted IoU first), overlay.png and scores.json."
     )
     everything.add_argument("image", help="a JPEG / PNG image")
@@ -33,25 +36,27 @@ def add_arguments(everything) -> None:
 
 
 def run_segment_everything(args) -> int:
-    from transformers import pipeline
-
+    from ..everything import generate_masks, num_decoder_batches
     from ..modeling import EdgeTamModel
 
+    args.model = model_source(args.model)
     image = read_image(args.image)
     if args.points_per_side < 1 or args.points_per_batch < 1:
         raise ValueError("--points-per-side and --points-per-batch must be at least 1")
     device = device_from(args.device)
     model = load_model(EdgeTamModel, args.model, device)
-    generator = pipeline("mask-generation", model=model, image_processor=image_processor_for(model))
-    with computing_in(args.dtype, device):
-        outputs = generator(
+    total = num_decoder_batches(args.points_per_side, args.points_per_batch, args.crop_n_layers)
+    with computing_in(args.dtype, device), progress(total=total, desc="decoding points", unit="batch") as bar:
+        outputs = generate_masks(
+            model,
+            image_processor_for(model),
             image,
-            points_per_crop=args.points_per_side,
+            points_per_side=args.points_per_side,
             points_per_batch=args.points_per_batch,
             pred_iou_thresh=args.pred_iou_thresh,
             stability_score_thresh=args.stability_score_thresh,
             crops_n_layers=args.crop_n_layers,
-            output_bboxes_mask=True,
+            on_batch=bar.update,
         )
     _write_everything(Path(args.out), image, outputs, {"image": args.image, "model": args.model})
     return 0

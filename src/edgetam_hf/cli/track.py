@@ -6,8 +6,10 @@ area on that frame, flushed at once); then `scores.json` (everything together) a
 (.mp4 with PyAV, else .gif). A video file or frame folder is read frame by frame by a bounded
 session, so no run holds the whole video; tracking runs forward from the first prompted frame, or
 with `--reverse` backward from the last one, as SAM 2's demos do. `--stream` tracks a live source
-forward as its frames arrive, writing the overlay as it goes. Ctrl-C stops a run cleanly: what
-was written stays, and scores.json and the overlay cover the frames tracked so far.
+forward as its frames arrive, writing the overlay as it goes. The files are written into a hidden
+folder inside `--out` and moved into `--out` when the run ends (output_folder.py). Ctrl-C stops a
+run cleanly: what was written is moved in, and scores.json and the overlay cover the frames
+tracked so far; a run killed outright leaves `--out` as the run before it left it.
 """
 
 import json
@@ -16,12 +18,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
-
 from .drawing import draw_prompts, object_color, overlay_labels
 from .media import LiveSource, OverlayVideoWriter, label_map, open_frames, save_label_png
-from .models import add_model_arguments, computing_in, device_from, load_model, processor_for
-from .output_folder import prepare_output_folder
+from .models import add_model_arguments, computing_in, device_from, load_model, model_source, processor_for
+from .output_folder import fresh_run_folder, publish_run
+from .progress import progress
 from .prompts import ObjectPrompt, add_prompt_arguments, check_inside, group_prompts
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ def add_arguments(track) -> None:
         "row, with --size WxH; e.g. ffmpeg -i in.mp4 -f rawvideo -pix_fmt rgb24 - | edgetam-hf track - "
         "--stream --size 640x480 ...). Writes <frame>.png per tracked frame (indexed, pixel value = object "
         "id, DAVIS palette) and a line of scores.jsonl per frame as they are computed, then scores.json "
-        "and overlay.mp4 (overlay.gif without PyAV). Ctrl-C stops and keeps what was written. "
+        "and overlay.mp4 (overlay.gif without PyAV), into a hidden folder in --out moved in at the end. "
+        "Ctrl-C stops and keeps what was written. "
         "Example: --frame 0 --object 1 --point 210,350 --object 2 --box 50,40,300,260"
     )
     track.add_argument("video", metavar="SOURCE", help="an .mp4 file or a folder of frames; with --stream also a device, URL or -")
@@ -62,9 +64,9 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def run_track(args) -> int:
-    from ..modeling_video import EdgeTamVideoModel
     from ..onnx.manifest import is_export_folder
 
+    args.model = model_source(args.model)
     prompts = group_prompts(args.prompt_sequence)
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError(f"--max-frames: expected 1 or more, got {args.max_frames}")
@@ -86,6 +88,8 @@ def run_track(args) -> int:
             else:
                 track_video_onnx(args.model, source, prompts, Path(args.out), args.max_frames, args.reverse, about)
             return 0
+        from ..modeling_video import EdgeTamVideoModel  # torch and transformers: not for an export folder
+
         device = device_from(args.device)
         model = load_model(EdgeTamVideoModel, args.model, device)
         with computing_in(args.dtype, device):
@@ -108,14 +112,17 @@ def check_prompt_frames(prompts: list[ObjectPrompt], num_frames: int) -> None:
 
 class TrackWriter:
     """The outputs of a run, written as frames are computed: each frame's mask PNG and its line
-    of scores.jsonl (flushed), and at the end scores.json, read back from the lines."""
+    of scores.jsonl (flushed), and at the end scores.json, read back from the lines. They are
+    written into `out_dir`, a fresh folder inside the `--out` folder, until `publish` moves them
+    into it (output_folder.py: a killed run's frames never mix with the next run's)."""
 
     def __init__(self, out_dir: Path, about: dict, names: list[str] | None = None):
-        self.out_dir = prepare_output_folder(out_dir)
+        self.final_dir = out_dir
+        self.out_dir = fresh_run_folder(out_dir)
         self.about = about
         self.names = names  # per frame index the mask file's name; None: the 5-digit index
         self.num_frames = 0
-        self._lines = open(out_dir / FRAME_SCORES_FILE, "w")
+        self._lines = open(self.out_dir / FRAME_SCORES_FILE, "w")
         self._lines.write(json.dumps(about) + "\n")
         self._lines.flush()
 
@@ -153,6 +160,10 @@ class TrackWriter:
         partial = self.out_dir / "scores.json.partial"
         partial.write_text(json.dumps({**header, "frames": frames}, indent=2))
         partial.replace(self.out_dir / "scores.json")
+
+    def publish(self) -> None:
+        """Moves the closed run's files (and whatever else was written into `out_dir`) into the `--out` folder."""
+        publish_run(self.out_dir, self.final_dir)
 
 
 def _prompts_json(prompts: list[ObjectPrompt]) -> dict:
@@ -209,17 +220,18 @@ def write_tracking(video, outputs, write, prompts: list[ObjectPrompt], out_dir: 
     writer = TrackWriter(out_dir, {**about, "size": list(video.size), "fps": video.fps, "direction": direction, **_prompts_json(prompts)}, video.names)
     completed, tracked = False, set()
     try:
-        for output in tqdm(outputs, total=num_frames, desc="tracking", unit="frame", disable=None):
+        for output in progress(outputs, total=num_frames, desc="tracking", unit="frame"):
             tracked.add(write(output, writer))
         completed = True
     finally:
         writer.close()
         frames = video.opened_again()
         try:
-            overlay_path = _write_overlay(out_dir / "overlay", frames, tracked, writer, prompts)
+            overlay_path = out_dir / _write_overlay(writer.out_dir / "overlay", frames, tracked, writer, prompts).name
         finally:
             if frames is not video:
                 frames.close()
+            writer.publish()
         print(
             f"{'tracked' if completed else 'stopped after'} {len(tracked)} frame(s) of {len(writer.about['objects'])} "
             f"object(s) ({direction} from frame {start}); wrote <frame>.png masks, {overlay_path.name}, scores.jsonl "
@@ -281,8 +293,8 @@ def write_stream_tracking(source: LiveSource, prompts: list[ObjectPrompt], out_d
     check_inside(prompts, *size, what="video frame")
     writer = TrackWriter(out_dir, {**about, "size": list(size), "fps": source.fps, "direction": "forward", **_prompts_json(prompts)})
     completed, started, streamed = False, time.monotonic(), 0
-    progress = tqdm(desc="tracking", unit="frame", disable=None)  # shows frames per second
-    overlay = OverlayVideoWriter(out_dir / "overlay", source.fps, size)
+    bar = progress(desc="tracking", unit="frame")  # shows frames per second
+    overlay = OverlayVideoWriter(writer.out_dir / "overlay", source.fps, size)
     try:
         with overlay:
             for frame_idx, frame in enumerate(_then(first, frames)):
@@ -294,12 +306,13 @@ def write_stream_tracking(source: LiveSource, prompts: list[ObjectPrompt], out_d
                     labels = track_next(frame, frame_idx, writer)
                     streamed += 1
                     frame = overlay_labels(frame, labels, colors)
-                    progress.update()
+                    bar.update()
                 overlay.add(_with_prompts(frame, prompts, frame_idx))
         completed = True
     finally:
-        progress.close()
+        bar.close()
         writer.close()
+        writer.publish()
         seconds = time.monotonic() - started
         print(
             f"{'tracked' if completed else 'stopped after'} {writer.num_frames} frame(s) "
@@ -309,7 +322,7 @@ def write_stream_tracking(source: LiveSource, prompts: list[ObjectPrompt], out_d
     missed = sorted({p.frame_idx for p in prompts} - set(range(first_prompted, first_prompted + streamed)))
     if missed:
         logger.warning("the stream ended before the prompted frame(s) %s", missed)
-    return overlay.path
+    return out_dir / overlay.path.name
 
 
 def _then(first, rest):

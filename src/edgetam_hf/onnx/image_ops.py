@@ -20,7 +20,9 @@ def image_to_unit_rgb(image) -> np.ndarray:
     RGB and RGBA drops its alpha channel.
     """
     if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image, without importing PIL
-        image = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+        from ..image_modes import to_rgb8  # PIL only when given a PIL image
+
+        image = np.asarray(image if image.mode == "RGB" else to_rgb8(image))
     if not isinstance(image, np.ndarray):
         raise ValueError(f"image must be a PIL image or a numpy array (H, W, C); got {type(image).__name__}")
     if image.ndim == 2:

@@ -13,6 +13,8 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..image_modes import to_rgb8
+
 logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -67,7 +69,7 @@ class DavisFolderDataset(Dataset):
 
 
 def load_pair(image_path: Path, mask_path: Path) -> dict:
-    image = Image.open(image_path).convert("RGB")
+    image = to_rgb8(Image.open(image_path), str(image_path))
     object_ids = read_object_ids(mask_path)
     if object_ids.shape != (image.height, image.width):
         raise ValueError(f"{mask_path} is {object_ids.shape[::-1]} (width, height) but {image_path} is {image.size}")

@@ -13,9 +13,14 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from PIL import Image, UnidentifiedImageError
+
+from ..image_modes import to_rgb8
+
+if TYPE_CHECKING:  # only LazyFrames holds tensors: reading frames needs no torch (the ONNX command line)
+    import torch
 
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
 DEFAULT_FPS = 24.0  # for frame folders, which carry no rate (DAVIS is filmed at 24 fps)
@@ -103,7 +108,7 @@ class FolderFrames(FrameReader):
         file = self.files[index]
         try:
             with Image.open(file) as image:
-                return self._checked(image.convert("RGB"), index)
+                return self._checked(to_rgb8(image, self.argument), index)
         except (UnidentifiedImageError, OSError) as error:
             raise ValueError(f"{self.argument}: cannot read frame {index} ({file}) as an image ({error})") from None
 
@@ -193,13 +198,13 @@ class LazyFrames:
     """A reader's frames preprocessed when asked for, the `cache_size` most recently used kept.
     Indexing gives `(3, side, side)` float32 tensors, as a preprocessed video tensor does."""
 
-    def __init__(self, reader: FrameReader, preprocess: Callable[[Image.Image], torch.Tensor], cache_size: int = 4):
+    def __init__(self, reader: FrameReader, preprocess: Callable[[Image.Image], "torch.Tensor"], cache_size: int = 4):
         if not isinstance(cache_size, int) or cache_size < 1:
             raise ValueError(f"cache_size must be a positive int, got {cache_size!r}")
         self.reader = reader
         self.preprocess = preprocess
         self.cache_size = cache_size
-        self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
+        self._cache: OrderedDict[int, "torch.Tensor"] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self.reader)
@@ -208,7 +213,7 @@ class LazyFrames:
     def num_cached_frames(self) -> int:
         return len(self._cache)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
+    def __getitem__(self, index: int) -> "torch.Tensor":
         pixels = self._cache.get(index)
         if pixels is None:
             pixels = self.preprocess(self.reader.read(index))
