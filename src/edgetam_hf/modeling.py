@@ -11,6 +11,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 
 from .configuration import EdgeTamConfig
+from .input_size import check_frame_size
 from .layers import compose_pointwise_convs, pointwise_conv
 from .mask_decoder import EdgeTamMaskDecoder, EdgeTamMaskDecoderOutput
 from .outputs import EdgeTamImageSegmentationOutput
@@ -56,7 +57,9 @@ class EdgeTamPreTrainedModel(WritesItsOwnAutoMap, PreTrainedModel):
 
         - folders saved by transformers' built-in EdgeTam classes (their config.json is translated);
         - the path of Meta's original checkpoint file (`edgetam.pt`), converted in memory with the
-          config given as `config=` or the defaults (the released model).
+          config given as `config=` or the defaults (the released model);
+        - `image_size=512`: the side of the square input, for any of these sources (no weight
+          depends on it; see `input_size.py` for the sizes a model takes).
 
         Loading is strict: any missing, unexpected or wrongly shaped weight raises a ValueError
         that names it (a video checkpoint's memory weights are not needed by the image model).
@@ -90,6 +93,7 @@ class EdgeTamPreTrainedModel(WritesItsOwnAutoMap, PreTrainedModel):
     def _frame_features(self, pixel_values: torch.Tensor) -> FrameFeatures:
         """(batch, 3, 1024, 1024) normalised pixels -> the image encoder's features, the two
         high-resolution levels projected for the mask decoder (original: `forward_image`)."""
+        check_frame_size(pixel_values, self.config.prompt_encoder_config.image_size)
         # The processor's float32 pixels serve a bfloat16 / float16 model too.
         pixel_values = pixel_values.to(self.compute_dtype)
         projections = self._high_resolution_projections()
@@ -297,6 +301,8 @@ def _check_pixel_values(pixel_values: torch.Tensor, image_size: int) -> None:
     expected = f"(batch, 3, {image_size}, {image_size}) as EdgeTamProcessor returns"
     if not isinstance(pixel_values, torch.Tensor):
         raise ValueError(f"pixel_values must be a torch.Tensor of shape {expected}, got {type(pixel_values).__name__}")
+    if pixel_values.ndim == 4 and pixel_values.shape[1] == 3:
+        check_frame_size(pixel_values, image_size)  # the likely cause: a processor of another size
     if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != (3, image_size, image_size):
         raise ValueError(f"pixel_values must have shape {expected}, got {tuple(pixel_values.shape)}")
     _check_finite("pixel_values", pixel_values)
