@@ -16,6 +16,7 @@ from .layers import compose_pointwise_convs, pointwise_conv
 from .mask_decoder import EdgeTamMaskDecoder, EdgeTamMaskDecoderOutput
 from .outputs import EdgeTamImageSegmentationOutput
 from .position_encoding import RandomFourierPositionEncoding
+from .precision import computing_dtype, warn_if_emulated
 from .prompt_encoder import EdgeTamPromptEncoder
 from .remote_code import WritesItsOwnAutoMap
 from .video.types import FrameFeatures
@@ -94,6 +95,9 @@ class EdgeTamPreTrainedModel(WritesItsOwnAutoMap, PreTrainedModel):
         """(batch, 3, 1024, 1024) normalised pixels -> the image encoder's features, the two
         high-resolution levels projected for the mask decoder (original: `forward_image`)."""
         check_frame_size(pixel_values, self.config.prompt_encoder_config.image_size)
+        if not torch.compiler.is_compiling():  # every image and frame passes here: the warning's one place
+            device = self.no_memory_embedding.device
+            warn_if_emulated(computing_dtype(self.compute_dtype, device), device)
         # The processor's float32 pixels serve a bfloat16 / float16 model too.
         pixel_values = pixel_values.to(self.compute_dtype)
         projections = self._high_resolution_projections()
