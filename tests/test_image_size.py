@@ -153,3 +153,20 @@ def test_the_original_checkpoint_loads_at_another_size(fixtures_dir):
     features = model.get_frame_features(torch.zeros(1, 3, 512, 512))
     assert tuple(features.vision_features.shape) == (1, 256, 32, 32)
     assert EdgeTamModel.from_pretrained(checkpoint, image_size=768).config.prompt_encoder_config.image_size == 768
+
+
+def test_the_cli_takes_image_size(image_folder, tmp_path, capsys):
+    from PIL import Image
+
+    from edgetam_hf.cli import main
+
+    image_path = tmp_path / "image.png"
+    Image.fromarray(_image()).save(image_path)
+    out = tmp_path / "segment"
+    assert main(["segment", str(image_path), "--model", str(image_folder), "--device", "cpu", "--image-size", "128",
+                 "--dtype", "float32", "--out", str(out), "--point", "40,30"]) == 0
+    assert (out / "masks.png").exists()
+    capsys.readouterr()
+    assert main(["segment", str(image_path), "--model", str(image_folder), "--image-size", "100", "--out", str(tmp_path / "x"),
+                 "--point", "40,30"]) != 0
+    assert "edgetam-hf segment: --image-size=100: " in capsys.readouterr().err

@@ -41,7 +41,7 @@ def run_segment_everything(args) -> int:
     if args.points_per_side < 1 or args.points_per_batch < 1:
         raise ValueError("--points-per-side and --points-per-batch must be at least 1")
     device = device_from(args.device)
-    model = load_model(EdgeTamModel, args.model, device)
+    model = load_model(EdgeTamModel, args.model, device, args.image_size)
     generator = pipeline("mask-generation", model=model, image_processor=image_processor_for(model))
     with computing_in(args.dtype, device):
         outputs = generator(
