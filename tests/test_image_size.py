@@ -170,3 +170,29 @@ def test_the_cli_takes_image_size(image_folder, tmp_path, capsys):
     assert main(["segment", str(image_path), "--model", str(image_folder), "--image-size", "100", "--out", str(tmp_path / "x"),
                  "--point", "40,30"]) != 0
     assert "edgetam-hf segment: --image-size=100: " in capsys.readouterr().err
+
+
+def test_the_export_command_takes_image_size(image_folder, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from edgetam_hf.cli import main
+    from edgetam_hf.numerics import LOGIT_ABSOLUTE, RELATIVE_TO_LARGEST
+    from edgetam_hf.onnx import OnnxImagePredictor, read_manifest
+
+    out = tmp_path / "onnx-128"
+    assert main(["export", str(image_folder), "--image-size", "128", "--out", str(out)]) == 0
+    assert read_manifest(out)["preprocessing"]["image_size"] == 128
+    from PIL import Image
+
+    image = _image()
+    predictor = OnnxImagePredictor(out)
+    predicted = predictor.predict(predictor.encode_image(Image.fromarray(image)), input_points=[[[40, 30]]])
+    model = EdgeTamModel.from_pretrained(image_folder, image_size=128)
+    inputs = EdgeTamProcessor().for_image_size(128)(images=image, input_points=[[[[40, 30]]]])
+    with torch.no_grad():
+        expected = model(pixel_values=inputs["pixel_values"], input_points=inputs["input_points"]).pred_masks[0].numpy()
+    assert predicted.low_res_logits.shape == expected.shape == (1, 3, 32, 32)
+    # NumPy preprocessing differs from the processor's by ~1e-6, which the encoder carries into the
+    # logits: 10x the rounding, as tests/test_onnx_export.py allows for image-in, masks-out.
+    tolerance = 10 * (LOGIT_ABSOLUTE + RELATIVE_TO_LARGEST * float(np.abs(expected).max()))
+    np.testing.assert_allclose(predicted.low_res_logits, expected, rtol=0, atol=tolerance)
