@@ -196,3 +196,8 @@ def test_the_export_command_takes_image_size(image_folder, tmp_path, capsys):
     # logits: 10x the rounding, as tests/test_onnx_export.py allows for image-in, masks-out.
     tolerance = 10 * (LOGIT_ABSOLUTE + RELATIVE_TO_LARGEST * float(np.abs(expected).max()))
     np.testing.assert_allclose(predicted.low_res_logits, expected, rtol=0, atol=tolerance)
+
+
+def test_a_video_config_whose_two_sizes_differ_is_refused():
+    with pytest.raises(ValueError, match=r"image_size \(512\) and prompt_encoder_config.image_size \(1024\) differ"):
+        EdgeTamVideoModel(EdgeTamVideoConfig(image_size=512))

@@ -94,3 +94,14 @@ def check_frame_size(pixel_values, image_size: int) -> None:
             f"e.g. EdgeTamProcessor.from_pretrained(..., image_size={image_size}), or load the model with "
             f"image_size={height}"
         )
+
+
+def check_sizes_agree(config: EdgeTamVideoConfig) -> None:
+    """The video config states the input size twice (its own field and the prompt encoder's, as
+    transformers' does); a config built by hand with one of them changed would fail deep inside."""
+    if config.image_size != image_size_of(config):
+        raise ValueError(
+            f"the config's image_size ({config.image_size}) and prompt_encoder_config.image_size "
+            f"({image_size_of(config)}) differ; load with from_pretrained(..., image_size=N) or build the config with "
+            f"edgetam_hf.input_size.with_image_size(config, N), which set both"
+        )

@@ -15,6 +15,7 @@ from torch import nn
 from transformers import initialization as init
 
 from .configuration import EdgeTamVideoConfig
+from .input_size import check_sizes_agree
 from .layers import MLP, ChangeAwareModule, ProjectedAttention
 from .memory_attention import EdgeTamMemoryAttention
 from .memory_encoder import EdgeTamMemoryEncoder
@@ -49,6 +50,7 @@ class EdgeTamVideoModel(ChangeAwareModule, EdgeTamPreTrainedModel):
     input_modalities = ("video",)
 
     def __init__(self, config: EdgeTamVideoConfig):
+        check_sizes_agree(config)
         super().__init__(config)
         hidden_size = config.vision_config.fpn_hidden_size
         memory_dim = config.memory_encoder_output_channels
