@@ -160,9 +160,13 @@ def run(options) -> dict:
         print(f"{key}: {value}")
     print(f"load average before: {load_before}")
     frames, clicks = ping_pong_frames(max(options.frames + options.warmup, options.stream_frames + options.warmup))
-    rows = []
+    rows, dtypes_run = [], set()
     for dtype_name in options.dtypes:
         dtype = resolve_dtype(dtype_name, "cpu")
+        if dtype in dtypes_run:  # "auto" is float32 on a CPU without native bfloat16
+            print(f"{dtype_name} is {_name(dtype)} here: measured above")
+            continue
+        dtypes_run.add(dtype)
         for size in options.sizes:
             model, processor = load_model(size, dtype, options)
             for num_objects in options.objects:
