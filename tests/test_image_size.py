@@ -201,3 +201,12 @@ def test_the_export_command_takes_image_size(image_folder, tmp_path, capsys):
 def test_a_video_config_whose_two_sizes_differ_is_refused():
     with pytest.raises(ValueError, match=r"image_size \(512\) and prompt_encoder_config.image_size \(1024\) differ"):
         EdgeTamVideoModel(EdgeTamVideoConfig(image_size=512))
+
+
+def test_the_auto_classes_take_image_size(video_folder):
+    from transformers import AutoConfig, AutoModel
+
+    model = AutoModel.from_pretrained(video_folder, image_size=64)
+    assert isinstance(model, EdgeTamVideoModel)
+    assert model.config.image_size == model.config.prompt_encoder_config.image_size == 64
+    assert AutoConfig.from_pretrained(video_folder, image_size=96).prompt_encoder_config.image_size == 96
