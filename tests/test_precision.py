@@ -14,8 +14,10 @@ EMULATED = frozenset({"avx2", "fma"})
 
 @pytest.fixture
 def cpu_with(monkeypatch):
-    """Pretends the CPU has the given flags, with the once-only warning not yet given."""
+    """Pretends the CPU has the given flags, oneDNN uncapped, the once-only warning not yet given."""
     monkeypatch.setattr(precision, "_warned_about_emulation", False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
 
     def set_flags(flags: frozenset[str]) -> None:
         monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
@@ -33,6 +35,14 @@ def test_auto_takes_bfloat16_only_where_the_cpu_has_it(cpu_with):
     cpu_with(EMULATED)
     assert precision.resolve_dtype("auto", "cpu") == torch.float32
     cpu_with(frozenset({"fp", "asimd", "bf16"}))  # an Arm CPU with the bf16 extension
+    assert precision.resolve_dtype("auto", "cpu") == torch.bfloat16
+
+
+def test_a_cpu_whose_onednn_is_capped_below_bfloat16_emulates_it(cpu_with, monkeypatch):
+    cpu_with(NATIVE)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # as CI's older-kernels pass runs
+    assert precision.resolve_dtype("auto", "cpu") == torch.float32
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx512_core_amx")
     assert precision.resolve_dtype("auto", "cpu") == torch.bfloat16
 
 

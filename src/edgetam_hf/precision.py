@@ -10,6 +10,7 @@ asking for bfloat16 elsewhere warns, once per process.
 
 import functools
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -19,6 +20,11 @@ logger = logging.getLogger(__name__)
 DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
 # /proc/cpuinfo flags (x86: "flags", Arm: "Features") of CPUs that multiply bfloat16 natively.
 NATIVE_BFLOAT16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+# oneDNN, which runs PyTorch's bfloat16 matrix products and convolutions on a CPU, can be capped at
+# an older instruction set (ONEDNN_MAX_CPU_ISA, e.g. CI's older-kernels pass); below these it
+# emulates bfloat16 whatever the CPU has.
+_ONEDNN_ISAS_WITHOUT_BFLOAT16 = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"})
 
 _warned_about_emulation = False
 
@@ -42,7 +48,8 @@ def has_native_bfloat16(device: torch.device | str) -> bool:
     """Whether `device` computes bfloat16 matrix products in hardware."""
     device = torch.device(device)
     if device.type == "cpu":
-        return bool(cpu_flags() & NATIVE_BFLOAT16_CPU_FLAGS)
+        onednn_isa = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "")).upper()
+        return bool(cpu_flags() & NATIVE_BFLOAT16_CPU_FLAGS) and onednn_isa not in _ONEDNN_ISAS_WITHOUT_BFLOAT16
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return True  # mps, xpu, ...: their bfloat16 is the hardware's
