@@ -35,7 +35,8 @@ def dataset(tmp_path_factory) -> Path:
 
 def annotate_args(dataset: Path, out: Path, model_folder: Path, *extra) -> list[str]:
     return ["annotate", "--frames", str(dataset / "JPEGImages"), "--masks", str(dataset / "Annotations"),
-            "--out", str(out), "--model", str(model_folder), "--device", "cpu", *map(str, extra)]
+            # float32: compared with the API (the default, auto, is bfloat16 where the CPU has it)
+            "--out", str(out), "--model", str(model_folder), "--dtype", "float32", "--device", "cpu", *map(str, extra)]
 
 
 @pytest.fixture(scope="module")

@@ -68,3 +68,18 @@ def test_ratio_pairs_samples_of_the_same_repetition(benchmarks_package):
     ratio = paired_ratio([1.0, 1.0, 3.0], [2.0, 6.0, 6.0])  # per repetition: 0.5, 1/6, 0.5
     assert (ratio.median, ratio.maximum, ratio.count) == (0.5, 0.5, 3)
     assert summarize([1.0, 2.0, 3.0, 4.0, 5.0]).q1 == 2.0
+
+
+def test_the_realtime_benchmark_runs_on_the_tiny_config(benchmarks_package, tmp_path, capsys):
+    from benchmarks import realtime
+
+    argv = ["--tiny", "--sizes", "64", "--objects", "2", "--dtypes", "float32", "--frames", "1", "--warmup", "0",
+            "--stream-frames", "1", "--threads", "1", "--out", str(tmp_path)]
+    assert realtime.main(argv) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [(row["dtype"], row["size"], row["objects"]) for row in results["rows"]] == [("float32 (float32)", 64, 2)]
+    assert [entry["gc_freeze"] for entry in results["long_streams"]] == [False, True]
+    assert set(results["cpu_flags"]) >= {"avx2", "avx512_bf16", "amx_bf16"}
+    out = capsys.readouterr().out
+    assert "load average before" in out
+    assert "p99 / p50 over 1 streamed frames, gc.freeze on" in out

@@ -23,6 +23,10 @@ TESTS_DIR = Path(__file__).parent
 BOX_OF_OBJECT_2 = [76, 22, 104, 48]  # around ellipse 2 on frame 0
 
 
+# The runs compared with the API's float32 results (the default, auto, is bfloat16 where the CPU has it).
+FLOAT32 = ("--dtype", "float32")
+
+
 def run_cli(argv: list[str]) -> int:
     try:
         return main([str(arg) for arg in argv])
@@ -85,7 +89,7 @@ def test_top_level_help_imports_no_command(monkeypatch, capsys):
 def test_segment_writes_the_masks_the_api_computes(model_folder, frame_folder, tmp_path):
     out = tmp_path / "segment"
     image_path = frame_folder / "00000.png"
-    assert run_cli(["segment", image_path, "--model", model_folder, "--device", "cpu", "--out", out,
+    assert run_cli(["segment", image_path, "--model", model_folder, "--device", "cpu", "--out", out, *FLOAT32,
                     *_prompts_for_two_objects()]) == 0
 
     scores = json.loads((out / "scores.json").read_text())
@@ -147,7 +151,7 @@ def _api_labels(reverse: bool = False, start: int = 0, max_frames: int | None = 
 def test_track_a_frame_folder_writes_davis_masks_an_overlay_and_scores(model_folder, frame_folder, tmp_path, monkeypatch):
     monkeypatch.setattr("edgetam_hf.cli.media.has_av", lambda: False)  # the GIF path
     out = tmp_path / "track"
-    assert run_cli(["track", frame_folder, "--model", model_folder, "--out", out, *_prompts_for_two_objects()]) == 0
+    assert run_cli(["track", frame_folder, "--model", model_folder, "--out", out, *FLOAT32, *_prompts_for_two_objects()]) == 0
 
     expected = _api_labels()
     for frame_idx in range(NUM_FRAMES):
@@ -165,7 +169,7 @@ def test_track_a_frame_folder_writes_davis_masks_an_overlay_and_scores(model_fol
 def test_track_reverse_with_max_frames(model_folder, frame_folder, tmp_path):
     out = tmp_path / "reverse"
     start = NUM_FRAMES - 1
-    assert run_cli(["track", frame_folder, "--model", model_folder, "--out", out, "--frame", start,
+    assert run_cli(["track", frame_folder, "--model", model_folder, "--out", out, *FLOAT32, "--frame", start,
                     *_prompts_for_two_objects(start), "--reverse", "--max-frames", 3]) == 0
     expected = _api_labels(reverse=True, start=start, max_frames=3)
     assert sorted(expected) == [2, 3, 4]
@@ -202,7 +206,7 @@ def test_track_stream_writes_what_the_api_computes(model_folder, tmp_path):
     video_path = tmp_path / "clip.mp4"
     write_mp4(video_path, video_frames())
     out = tmp_path / "stream"
-    assert run_cli(["track", video_path, "--stream", "--model", model_folder, "--out", out, *_prompts_for_two_objects()]) == 0
+    assert run_cli(["track", video_path, "--stream", "--model", model_folder, "--out", out, *FLOAT32, *_prompts_for_two_objects()]) == 0
     expected = _api_labels(frames=decode_mp4(video_path))
     for frame_idx in range(NUM_FRAMES):
         np.testing.assert_array_equal(_indexed_png(out / f"{frame_idx:05d}.png"), expected[frame_idx])

@@ -153,7 +153,17 @@ class EdgeTamConfig(WritesItsOwnAutoMap, PreTrainedConfig):
         # Also reads transformers' EdgeTam config.json (config_format.py translates it), and an image
         # config reads a video folder, as in transformers. Translating here, not when the file is
         # read, serves AutoConfig too, which reads the file itself and then calls from_dict.
-        return super().from_dict(_fit_to_class(cls, config_dict_for(cls, config_dict)), **kwargs)
+        # `image_size` sets every field that follows from it (input_size.py), not the video config's
+        # own field alone: from_pretrained and transformers' Auto classes pass the model's arguments here.
+        image_size = kwargs.pop("image_size", None)
+        loaded = super().from_dict(_fit_to_class(cls, config_dict_for(cls, config_dict)), **kwargs)
+        if image_size is None:
+            return loaded
+        from .input_size import with_image_size  # it imports this module
+
+        if isinstance(loaded, tuple):  # return_unused_kwargs=True
+            return (with_image_size(loaded[0], image_size), *loaded[1:])
+        return with_image_size(loaded, image_size)
 
     @classmethod
     def from_json_file(cls, json_file):

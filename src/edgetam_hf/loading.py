@@ -25,6 +25,7 @@ import torch
 from safetensors import SafetensorError
 from transformers.configuration_utils import PreTrainedConfig
 
+from .input_size import with_image_size
 from .weights import fit_original_state_dict, read_original_checkpoint, weight_problems
 
 # ---------------------------------------------------------------------------- weights
@@ -41,6 +42,8 @@ def load_pretrained(model_class, base_from_pretrained, pretrained_model_name_or_
     # Shape mismatches are collected and refused below with their names (transformers would raise a
     # RuntimeError that points to its log); a caller who asks to ignore them keeps that choice.
     ignore_mismatched_sizes = kwargs.pop("ignore_mismatched_sizes", False)
+    # Not a config field to pass through: several fields follow from it (input_size.py).
+    image_size = kwargs.pop("image_size", None)
     source = pretrained_model_name_or_path
     config = kwargs.get("config")
     if isinstance(config, PreTrainedConfig) and type(config) is not model_class.config_class:
@@ -48,9 +51,14 @@ def load_pretrained(model_class, base_from_pretrained, pretrained_model_name_or_
         kwargs["config"] = model_class.config_class.from_dict(config.to_dict())
     if is_original_checkpoint_path(pretrained_model_name_or_path):
         config = _with_overrides(_config_instance(model_class, kwargs.pop("config", None)), kwargs)
+        if image_size is not None:
+            config = with_image_size(config, image_size)
         kwargs["state_dict"] = original_state_dict_for(model_class, config, pretrained_model_name_or_path)
         kwargs["config"] = config
         pretrained_model_name_or_path = None
+    elif image_size is not None:
+        folder_config = _folder_config(model_class, kwargs.get("config"), pretrained_model_name_or_path, kwargs)
+        kwargs["config"] = with_image_size(folder_config, image_size)
     try:
         model, loading_info = base_from_pretrained(
             pretrained_model_name_or_path, *model_args, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs
@@ -89,6 +97,19 @@ def _config_instance(model_class, config):
     if isinstance(config, (str, os.PathLike)):
         return model_class.config_class.from_pretrained(config)
     return config
+
+
+# from_pretrained's arguments that say where a folder's config.json comes from.
+_CONFIG_SOURCE_ARGUMENTS = ("cache_dir", "force_download", "local_files_only", "proxies", "revision", "subfolder", "token")
+
+
+def _folder_config(model_class, config, pretrained_model_name_or_path, kwargs: dict):
+    """The config a folder or Hub id would load with (or the one given), read here so that
+    `image_size` can change it before the model is built."""
+    if isinstance(config, PreTrainedConfig):
+        return config
+    source_arguments = {key: kwargs[key] for key in _CONFIG_SOURCE_ARGUMENTS if key in kwargs}
+    return model_class.config_class.from_pretrained(config or pretrained_model_name_or_path, **source_arguments)
 
 
 def _with_overrides(config, kwargs: dict):

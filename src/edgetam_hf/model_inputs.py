@@ -3,10 +3,15 @@ finite values, each failure a ValueError that names the argument."""
 
 import torch
 
+from .input_size import check_frame_size
+
+
 def check_pixel_values(pixel_values: torch.Tensor, image_size: int) -> None:
     expected = f"(batch, 3, {image_size}, {image_size}) as EdgeTamProcessor returns"
     if not isinstance(pixel_values, torch.Tensor):
         raise ValueError(f"pixel_values must be a torch.Tensor of shape {expected}, got {type(pixel_values).__name__}")
+    if pixel_values.ndim == 4 and pixel_values.shape[1] == 3:
+        check_frame_size(pixel_values, image_size)  # the likely cause: a processor of another size
     if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != (3, image_size, image_size):
         raise ValueError(f"pixel_values must have shape {expected}, got {tuple(pixel_values.shape)}")
     _check_finite("pixel_values", pixel_values)

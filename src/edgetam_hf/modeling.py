@@ -13,11 +13,13 @@ from transformers.utils.generic import can_return_tuple
 
 from .configuration import EdgeTamConfig
 from .conventions import LABEL_PADDING
+from .input_size import check_frame_size
 from .layers import compose_pointwise_convs, pointwise_conv
 from .mask_decoder import EdgeTamMaskDecoder, EdgeTamMaskDecoderOutput
 from .model_inputs import check_in_input_frame, check_pixel_values, checked_prompts, mask_prompt
 from .outputs import EdgeTamImageSegmentationOutput
 from .position_encoding import RandomFourierPositionEncoding
+from .precision import computing_dtype, warn_if_emulated
 from .prompt_encoder import EdgeTamPromptEncoder
 from .remote_code import WritesItsOwnAutoMap
 from .video.types import FrameFeatures
@@ -59,7 +61,9 @@ class EdgeTamPreTrainedModel(WritesItsOwnAutoMap, PreTrainedModel):
 
         - folders saved by transformers' built-in EdgeTam classes (their config.json is translated);
         - the path of Meta's original checkpoint file (`edgetam.pt`), converted in memory with the
-          config given as `config=` or the defaults (the released model).
+          config given as `config=` or the defaults (the released model);
+        - `image_size=512`: the side of the square input, for any of these sources (no weight
+          depends on it; see `input_size.py` for the sizes a model takes).
 
         Loading is strict: any missing, unexpected or wrongly shaped weight raises a ValueError
         that names it (a video checkpoint's memory weights are not needed by the image model).
@@ -98,6 +102,10 @@ class EdgeTamPreTrainedModel(WritesItsOwnAutoMap, PreTrainedModel):
     def _trunk_and_frame_features(self, pixel_values: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], FrameFeatures]:
         """`_frame_features`, with the trunk's stage outputs before them (high to low resolution),
         which `output_hidden_states=True` returns."""
+        check_frame_size(pixel_values, self.config.prompt_encoder_config.image_size)
+        if not torch.compiler.is_compiling():  # every image and frame passes here: the warning's one place
+            device = self.no_memory_embedding.device
+            warn_if_emulated(computing_dtype(self.compute_dtype, device), device)
         # The processor's float32 pixels serve a bfloat16 / float16 model too.
         pixel_values = pixel_values.to(self.compute_dtype)
         trunk_features = self.vision_encoder.backbone(pixel_values)

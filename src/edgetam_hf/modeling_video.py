@@ -17,6 +17,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from transformers import initialization as init
 
 from .configuration import EdgeTamVideoConfig
+from .input_size import check_sizes_agree
 from .layers import MLP, ChangeAwareModule, ProjectedAttention
 from .memory_attention import EdgeTamMemoryAttention
 from .memory_encoder import EdgeTamMemoryEncoder
@@ -70,6 +71,7 @@ class EdgeTamVideoModel(ChangeAwareModule, EdgeTamPreTrainedModel):
     input_modalities = ("video",)
 
     def __init__(self, config: EdgeTamVideoConfig):
+        check_sizes_agree(config)
         super().__init__(config)
         hidden_size = config.vision_config.fpn_hidden_size
         memory_dim = config.memory_encoder_output_channels

@@ -170,7 +170,10 @@ class EdgeTamPerceiverResampler(nn.Module):
         batch_size, hidden_size, height, width = memory_features.shape
         side = self.num_windows_per_side
         if height % side or width % side:
-            raise ValueError(f"the memory map ({height}x{width}) must split into {side}x{side} equal windows")
+            raise ValueError(
+                f"the memory map ({height}x{width}) must split into {side}x{side} equal windows: this model's "
+                "image_size is not one it can take (edgetam_hf.input_size.supported_image_sizes lists them)"
+            )
         window_height, window_width = height // side, width // side
         # (batch, hidden, height, width) -> (batch * side * side, window_height * window_width, hidden),
         # windows in row-major order within each object, objects one after the other.

@@ -16,6 +16,7 @@ Prompt conventions of the outputs (what the model must know):
   * `input_masks` (batch, num_objects, 256, 256) float32 low-resolution mask logits.
 """
 
+import copy
 import math
 
 import numpy as np
@@ -61,6 +62,23 @@ class EdgeTamProcessor(WritesItsOwnAutoMap, ProcessorMixin):
         super().__init__(image_processor)
         self.target_size = int(target_size if target_size is not None else image_processor.size["height"])
         self.point_pad_value = point_pad_value
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, image_size: int | None = None, **kwargs):
+        """transformers' loading; `image_size` sizes the processor for a model loaded with the
+        same `image_size` (`EdgeTamModel.from_pretrained(path, image_size=512)`)."""
+        processor = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        return processor if image_size is None else processor.for_image_size(image_size)
+
+    def for_image_size(self, image_size: int) -> "EdgeTamProcessor":
+        """A copy for a model of `image_size` input: images resized to it, prompts scaled to it,
+        and low-resolution masks at a quarter of it, as the mask decoder gives them."""
+        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size <= 0:
+            raise ValueError(f"image_size must be a positive int (the model's input side), got {image_size!r}")
+        image_processor = copy.deepcopy(self.image_processor)
+        image_processor.size = {"height": image_size, "width": image_size}
+        image_processor.mask_size = {"height": image_size // 4, "width": image_size // 4}
+        return type(self)(image_processor, target_size=image_size, point_pad_value=self.point_pad_value)
 
     @classmethod
     def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):

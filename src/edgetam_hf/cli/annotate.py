@@ -54,7 +54,7 @@ def run_annotate(args) -> int:
     jobs = _jobs_from(args)
     state = PartialState(cpu=_runs_on_cpu(args.device))
     device = state.device if args.device == "auto" else device_from(args.device)
-    model = load_model(EdgeTamVideoModel, args.model, device)
+    model = load_model(EdgeTamVideoModel, args.model, device, args.image_size)
     processor = processor_for(EdgeTamVideoProcessor, model)
 
     def annotate_one(job: VideoJob, out_dir: Path, progress: tqdm) -> dict:

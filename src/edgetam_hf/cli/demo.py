@@ -45,14 +45,14 @@ def run_demo(args) -> int:
     source = args.model or find_checkpoint()
     if source is None:
         print(no_checkpoint_banner())
-        image_model = load_model(EdgeTamModel, str(BUNDLED_MODEL_DIR), device)
+        image_model = load_model(EdgeTamModel, str(BUNDLED_MODEL_DIR), device, args.image_size)
         video_model = _random_model(EdgeTamVideoModel, EdgeTamVideoConfig(), device)
         image_about = {"model": BUNDLED_MODEL_NAME, "random_weights": False}
         video_about = {"model": "random weights (torch seed 0)", "random_weights": True}
     else:
         print(f"model: {source}")
-        image_model = load_model(EdgeTamModel, source, device)
-        video_model = load_model(EdgeTamVideoModel, source, device)
+        image_model = load_model(EdgeTamModel, source, device, args.image_size)
+        video_model = load_model(EdgeTamVideoModel, source, device, args.image_size)
         image_about = video_about = {"model": source, "random_weights": False}
     out_dir = Path(args.out)
 

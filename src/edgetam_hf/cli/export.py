@@ -1,6 +1,6 @@
 """`edgetam-hf export MODEL --format onnx --out DIR`: the graphs for onnxruntime (docs/export.md)."""
 
-from .models import load_model, quiet_transformers
+from .models import add_image_size_argument, load_model, quiet_transformers
 
 
 def add_arguments(export) -> None:
@@ -15,6 +15,7 @@ def add_arguments(export) -> None:
     export.add_argument(
         "--dtype", choices=("float32", "float16"), default="float32", help="precision of the graphs (default float32)"
     )
+    add_image_size_argument(export)
     export.set_defaults(run=run_export)
 
 
@@ -28,9 +29,9 @@ def run_export(args) -> int:
     from ..onnx.predictor import OnnxImagePredictor
 
     with quiet_transformers():
-        model = load_model(EdgeTamModel, args.model, torch.device("cpu"))
+        model = load_model(EdgeTamModel, args.model, torch.device("cpu"), args.image_size)
         try:  # the video graphs too, when the checkpoint holds the memory weights
-            video_model = load_model(EdgeTamVideoModel, args.model, torch.device("cpu"))
+            video_model = load_model(EdgeTamVideoModel, args.model, torch.device("cpu"), args.image_size)
         except ValueError:
             video_model = None
     out_dir = export_onnx(video_model or model, args.out, dtype=args.dtype, source=args.model)

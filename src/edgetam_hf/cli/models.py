@@ -1,4 +1,4 @@
-"""`--model`, `--device`, `--dtype`: where the command's model comes from and where it runs.
+"""`--model`, `--device`, `--dtype`, `--image-size`: where the command's model comes from and where it runs.
 
 `--model` is a folder (ours or transformers' EdgeTAM format), Meta's original `.pt`, or a Hub
 id; without it every command takes what `find_checkpoint` finds (the demo's rule), else the
@@ -34,10 +34,21 @@ def add_model_arguments(parser, model_help: str | None = None) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps, ... (default: cuda when available)")
     parser.add_argument(
         "--dtype",
-        choices=DTYPE_NAMES,
-        default="float32",
-        help="compute dtype (default float32); bfloat16 / float16 run the float32 model under torch.autocast, "
-        "as the original's demos do",
+        choices=("auto", *DTYPE_NAMES),
+        default="auto",
+        help="compute dtype (default auto: bfloat16 where the GPU or CPU computes it natively, avx512_bf16 / AMX, "
+        "float32 elsewhere); bfloat16 / float16 run the float32 model under torch.autocast, as the original's demos do",
+    )
+    add_image_size_argument(parser)
+
+
+def add_image_size_argument(parser) -> None:
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        metavar="SIDE",
+        help="the model's square input side, e.g. 512: ~4x faster than the released 1024, a few points less "
+        "accurate (docs/performance.md); default: the model's own",
     )
 
 
@@ -71,10 +82,15 @@ def device_from(name: str) -> "torch.device":
     return device
 
 
-def load_model(model_class, source: str, device: "torch.device"):
-    """`model_class.from_pretrained(source)` in eval mode on `device`, or a one-line ValueError."""
+def load_model(model_class, source: str, device: "torch.device", image_size: int | None = None):
+    """`model_class.from_pretrained(source, image_size=...)` in eval mode on `device`, or a one-line ValueError."""
     with quiet_transformers():
-        model = _from_pretrained(model_class, source)
+        try:
+            model = _from_pretrained(model_class, source, image_size)
+        except ValueError as error:
+            if str(error).startswith("image_size="):  # name the option the user gave
+                raise ValueError(f"--image-size{str(error).removeprefix('image_size')}") from None
+            raise
     return model.to(device).eval()
 
 
@@ -83,28 +99,31 @@ def computing_in(dtype_name: str, device: "torch.device"):
     original's video predictor keeps float32 weights and memories in bfloat16 the same way)."""
     import torch
 
+    from ..precision import resolve_dtype
+
+    dtype = resolve_dtype(dtype_name, device)  # "auto" -> bfloat16 only where native; warns where emulated
     stack = contextlib.ExitStack()
     stack.enter_context(torch.no_grad())
-    if dtype_name != "float32":
-        stack.enter_context(torch.autocast(device.type, dtype=getattr(torch, dtype_name)))
+    if dtype != torch.float32:
+        stack.enter_context(torch.autocast(device.type, dtype=dtype))
     return stack
 
 
-def _from_pretrained(model_class, source: str):
+def _from_pretrained(model_class, source: str, image_size: int | None):
     path = Path(source).expanduser()
     if path.exists():
-        return model_class.from_pretrained(str(path))
+        return model_class.from_pretrained(str(path), image_size=image_size)
     if _looks_local(source):
         raise ValueError(f"--model: no such file or folder: {source}")
     with contextlib.suppress(OSError):
-        return model_class.from_pretrained(source, local_files_only=True)
+        return model_class.from_pretrained(source, local_files_only=True, image_size=image_size)
     if not _hub_reachable():
         raise ValueError(
             f"--model {source}: not in the Hugging Face cache and the Hub cannot be reached (offline); "
             "pass --model PATH to Meta's edgetam.pt or to a converted folder"
         )
     try:
-        return model_class.from_pretrained(source)
+        return model_class.from_pretrained(source, image_size=image_size)
     except OSError as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"--model {source}: {first_line}") from None

@@ -52,7 +52,7 @@ def run_segment(args) -> int:
         from ..processing import EdgeTamProcessor
 
         device = device_from(args.device)
-        model = load_model(EdgeTamModel, args.model, device)
+        model = load_model(EdgeTamModel, args.model, device, args.image_size)
         with computing_in(args.dtype, device):
             results = segment_image(model, processor_for(EdgeTamProcessor, model), image, prompts)
     write_image_results(Path(args.out), image, prompts, results, {"image": args.image, "model": args.model})

@@ -44,7 +44,7 @@ def run_segment_everything(args) -> int:
     if args.points_per_side < 1 or args.points_per_batch < 1:
         raise ValueError("--points-per-side and --points-per-batch must be at least 1")
     device = device_from(args.device)
-    model = load_model(EdgeTamModel, args.model, device)
+    model = load_model(EdgeTamModel, args.model, device, args.image_size)
     total = num_decoder_batches(args.points_per_side, args.points_per_batch, args.crop_n_layers)
     with computing_in(args.dtype, device), progress(total=total, desc="decoding points", unit="batch") as bar:
         outputs = generate_masks(

@@ -12,12 +12,15 @@ run cleanly: what was written is moved in, and scores.json and the overlay cover
 tracked so far; a run killed outright leaves `--out` as the run before it left it.
 """
 
+import gc
 import json
 import logging
 import time
 from pathlib import Path
 
 import numpy as np
+
+from ..latency import LatencyRecorder
 from .drawing import draw_prompts, object_color, overlay_labels
 from .media import LiveSource, OverlayVideoWriter, label_map, open_frames, save_label_png
 from .models import add_model_arguments, computing_in, device_from, load_model, model_source, processor_for
@@ -81,6 +84,8 @@ def run_track(args) -> int:
             check_inside(prompts, *source.size, what="video frame")
         about = {"video": args.video, "model": args.model}
         if is_export_folder(args.model):  # an `edgetam-hf export` folder of a video model runs on onnxruntime
+            if args.image_size is not None:
+                raise ValueError("--image-size: an export folder runs at the size it was exported at (export --image-size)")
             from .onnx_track import track_stream_onnx, track_video_onnx
 
             if args.stream:
@@ -91,7 +96,7 @@ def run_track(args) -> int:
         from ..modeling_video import EdgeTamVideoModel  # torch and transformers: not for an export folder
 
         device = device_from(args.device)
-        model = load_model(EdgeTamVideoModel, args.model, device)
+        model = load_model(EdgeTamVideoModel, args.model, device, args.image_size)
         with computing_in(args.dtype, device):
             if args.stream:
                 track_stream(model, source, prompts, Path(args.out), args.max_frames, about)
@@ -293,6 +298,7 @@ def write_stream_tracking(source: LiveSource, prompts: list[ObjectPrompt], out_d
     check_inside(prompts, *size, what="video frame")
     writer = TrackWriter(out_dir, {**about, "size": list(size), "fps": source.fps, "direction": "forward", **_prompts_json(prompts)})
     completed, started, streamed = False, time.monotonic(), 0
+    latency = LatencyRecorder(skip=1)  # the prompted first frame also warms up: left out
     bar = progress(desc="tracking", unit="frame")  # shows frames per second
     overlay = OverlayVideoWriter(writer.out_dir / "overlay", source.fps, size)
     try:
@@ -303,13 +309,19 @@ def write_stream_tracking(source: LiveSource, prompts: list[ObjectPrompt], out_d
                 if max_frames is not None and writer.num_frames >= max_frames:
                     break
                 if frame_idx >= first_prompted:
-                    labels = track_next(frame, frame_idx, writer)
+                    with latency.frame():
+                        labels = track_next(frame, frame_idx, writer)
+                    if streamed == 0:
+                        # What the first frame built (model, session, caches) lives as long as the
+                        # stream: out of the collector's full collections, which would walk it every time.
+                        gc.freeze()
                     streamed += 1
                     frame = overlay_labels(frame, labels, colors)
                     bar.update()
                 overlay.add(_with_prompts(frame, prompts, frame_idx))
         completed = True
     finally:
+        gc.unfreeze()  # the caller's objects go back to the collector (the CLI runs in-process in tests)
         bar.close()
         writer.close()
         writer.publish()
@@ -319,6 +331,9 @@ def write_stream_tracking(source: LiveSource, prompts: list[ObjectPrompt], out_d
             f"({writer.num_frames / max(seconds, 1e-9):.1f} frames/s); wrote <frame>.png masks, {overlay.path.name}, "
             f"scores.jsonl and scores.json in {out_dir}"
         )
+        summary = latency.summary()
+        if summary is not None:
+            print(f"{summary.line()} (the first tracked frame left out)")
     missed = sorted({p.frame_idx for p in prompts} - set(range(first_prompted, first_prompted + streamed)))
     if missed:
         logger.warning("the stream ended before the prompted frame(s) %s", missed)
