@@ -65,7 +65,8 @@ def export_executorch(model: EdgeTamModel, out_dir, quantize: str | None = None,
             manifest.pop("opset")
             manifest["runtime"] = EXECUTORCH_RUNTIME
             int8 = set(DEFAULT_INT8_GRAPHS) if quantize else set()
-            feeds = calibration_feeds({name: entry.runner() for name, entry in traced.items()}, manifest, frames) if int8 else {}
+            runners = {name: entry.runner() for name, entry in traced.items()}
+            feeds = calibration_feeds(runners, manifest, frames, sorted(int8)) if int8 else {}
             for name, entry in traced.items():
                 (staging / entry.file_name(name)).write_bytes(entry.lower(feeds.get(name) if name in int8 else None))
                 manifest["graphs"][name]["precision"] = "int8" if name in int8 else "float32"
@@ -93,7 +94,7 @@ class _Traced:
 
     def signature(self, name: str) -> dict:
         """The manifest entry, as the ONNX export's `_signature` writes it (a name for a dynamic axis)."""
-        outputs = self.module(*self.args)
+        outputs = _as_tuple(self.module(*self.args))
         # A per-object output has the objects axis of the first input that has one.
         objects = next(((dims[0], sample.shape[0]) for sample, dims in zip(self.args, self.dynamic_shapes, strict=True) if dims and 0 in dims), None)
 
@@ -143,7 +144,12 @@ class _ModuleRunner:
 
     def run(self, output_names, feeds: dict) -> list[np.ndarray]:
         with torch.no_grad():
-            return [output.numpy() for output in self.module(*_tensors(feeds, self.input_names))]
+            return [output.numpy() for output in _as_tuple(self.module(*_tensors(feeds, self.input_names)))]
+
+
+def _as_tuple(outputs) -> tuple:
+    """A graph with one output (the memory encoder's) returns the tensor itself."""
+    return outputs if isinstance(outputs, (tuple, list)) else (outputs,)
 
 
 def _tensors(feeds: dict, names: list[str]) -> list[torch.Tensor]:

@@ -21,7 +21,7 @@ class ExecuTorchGraph:
         self.path = Path(path)
         self._input_names = [value["name"] for value in graph["inputs"]]
         self._output_names = [value["name"] for value in graph["outputs"]]
-        self._method = Runtime.get().load_program(self.path).load_method("forward")
+        self._method = Runtime.get().load_program(str(self.path)).load_method("forward")
 
     def run(self, output_names, feeds: dict) -> list[np.ndarray]:
         import torch

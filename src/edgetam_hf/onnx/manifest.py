@@ -1,7 +1,8 @@
 """The manifest of an export folder: which graph is in which file, what each takes and returns.
 
-Written by `edgetam_hf.onnx.export` next to the graphs, read by the runtime; NumPy and the
-standard library only, so that reading it needs no torch.
+Written by `edgetam_hf.onnx.export` (or `edgetam_hf.executorch.export`) next to the graphs, read by
+the runtime; the standard library only, so that reading it needs no torch (`open_graph` imports the
+folder's runtime when called).
 """
 
 import json

@@ -88,7 +88,7 @@ def quantize_export(folder, frames, graphs=DEFAULT_INT8_GRAPHS) -> dict[str, str
     if missing:
         raise ValueError(f"graphs: {folder} has no {', '.join(missing)} graph (an image-only export?)")
     sessions = {name: open_graph(folder, manifest, name) for name in manifest["graphs"] if name in QUANTIZABLE_GRAPHS}
-    feeds = calibration_feeds(sessions, manifest, frames)
+    feeds = calibration_feeds(sessions, manifest, frames, graphs)
     for name in graphs:
         path = folder / manifest["graphs"][name]["file"]
         prepared = path.with_suffix(".prepared.onnx")
@@ -152,9 +152,10 @@ class _FeedReader:
         return next(self._feeds, None)
 
 
-def calibration_feeds(sessions: dict, manifest: dict, frames) -> dict[str, list[dict[str, np.ndarray]]]:
+def calibration_feeds(sessions: dict, manifest: dict, frames, graphs) -> dict[str, list[dict[str, np.ndarray]]]:
     """The float32 graphs `sessions` (name -> an object with onnxruntime's `run(None, feeds)`) run
-    on `frames`: what each graph is fed, per graph name.
+    on `frames`: what each of `graphs` is fed, per graph name (the image graphs always run: the
+    others are fed their outputs).
 
     Each frame is encoded; the decoder gets two objects (a click, a box; seeded positions); the
     memory encoder their masks; the tracking step follows them along the frames as a clip, its
@@ -165,8 +166,8 @@ def calibration_feeds(sessions: dict, manifest: dict, frames) -> dict[str, list[
     side = int(preprocessing["image_size"])
     mask_side = int(preprocessing["mask_size"])
     rng = np.random.default_rng(CALIBRATION_SEED)
-    feeds = {name: [] for name in sessions if name in QUANTIZABLE_GRAPHS}
-    step = _StepWalk(manifest["graphs"][TRACKING_STEP], manifest["video"]) if TRACKING_STEP in sessions else None
+    feeds = {name: [] for name in (IMAGE_ENCODER, PROMPT_MASK_DECODER, *graphs)}
+    step = _StepWalk(manifest["graphs"][TRACKING_STEP], manifest["video"]) if TRACKING_STEP in graphs else None
     for frame in frames:
         pixel_values = pixel_values_from_image(frame, side, preprocessing["image_mean"], preprocessing["image_std"])
         feeds[IMAGE_ENCODER].append({"pixel_values": pixel_values})
@@ -187,7 +188,7 @@ def calibration_feeds(sessions: dict, manifest: dict, frames) -> dict[str, list[
         }
         feeds[PROMPT_MASK_DECODER].append(decoder_inputs)
         _, _, single_logits, _, object_score_logits = sessions[PROMPT_MASK_DECODER].run(None, decoder_inputs)
-        if MEMORY_ENCODER in sessions:
+        if MEMORY_ENCODER in graphs:
             memory_inputs = {"vision_features": vision_features, "mask_logits": single_logits, "object_score_logits": object_score_logits}
             feeds[MEMORY_ENCODER].append(memory_inputs)
         if step is not None:
