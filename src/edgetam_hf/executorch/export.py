@@ -10,9 +10,6 @@ docs/export.md).
 """
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +20,7 @@ from ..modeling_video import EdgeTamVideoModel
 from ..onnx.export import _clear_position_encoding_caches, _export_graphs, _export_video_graphs, _manifest
 from ..onnx.manifest import EXECUTORCH_RUNTIME, MANIFEST_NAME
 from ..onnx.quantization import DEFAULT_INT8_GRAPHS, calibration_feeds
+from ..onnx.staging import staged_folder
 
 # ExecuTorch plans memory for the largest shape a dynamic axis may take: objects tracked at once
 # and prompt tokens per object (clicks and box corners, plus the padding ones).
@@ -44,19 +42,14 @@ def export_executorch(model: EdgeTamModel, out_dir, quantize: str | None = None,
         raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
     if quantize and frames is None:
         raise ValueError("quantize='int8' needs frames to calibrate on (edgetam_hf.onnx.quantization.calibration_frames)")
-    out_dir = Path(out_dir).expanduser()
-    if out_dir.exists():
-        raise ValueError(f"{out_dir} already exists; choose a new output folder")
     model = model.eval().to("cpu", torch.float32)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     traced = {}  # graph name -> _Traced
 
     def collect(module, args, path, input_names, output_names, dynamic_shapes):
         traced[Path(path).stem] = _Traced(module, args, input_names, output_names, dynamic_shapes)
 
     try:
-        with torch.no_grad():
+        with staged_folder(out_dir) as staging, torch.no_grad():
             _export_graphs(model, staging, torch.float32, write=collect)
             if isinstance(model, EdgeTamVideoModel):
                 _export_video_graphs(model, staging, torch.float32, extra_slots=1, write=collect)
@@ -70,14 +63,10 @@ def export_executorch(model: EdgeTamModel, out_dir, quantize: str | None = None,
             for name, entry in traced.items():
                 (staging / entry.file_name(name)).write_bytes(entry.lower(feeds.get(name) if name in int8 else None))
                 manifest["graphs"][name]["precision"] = "int8" if name in int8 else "float32"
-        (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+            (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     finally:
         _clear_position_encoding_caches(model)
-    return out_dir
+    return Path(out_dir).expanduser()
 
 
 class _Traced:

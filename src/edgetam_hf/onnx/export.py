@@ -9,8 +9,6 @@ leaves no folder behind. Needs torch, `onnx` and `onnxscript` (the `onnx` extra)
 import copy
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -29,6 +27,7 @@ from .manifest import (
     PROMPT_MASK_DECODER,
     TRACKING_STEP,
 )
+from .staging import staged_folder
 
 OPSET = 18
 EXPORT_DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -62,7 +61,7 @@ def export_onnx(
     if isinstance(extra_conditioning_slots, bool) or not isinstance(extra_conditioning_slots, int) or extra_conditioning_slots < 0:
         raise ValueError(f"extra_conditioning_slots must be an int >= 0, got {extra_conditioning_slots!r}")
     out_dir = Path(out_dir).expanduser()
-    if out_dir.exists():
+    if out_dir.exists():  # before the minutes of loading (staged_folder checks again)
         raise ValueError(f"{out_dir} already exists; choose a new output folder")
     if isinstance(model, (str, os.PathLike)):
         source = source or str(model)
@@ -71,20 +70,14 @@ def export_onnx(
         model = copy.deepcopy(model)  # the caller's model keeps its device and precision
     model = model.eval().to("cpu", EXPORT_DTYPES[dtype])
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     try:
-        with torch.no_grad():
+        with staged_folder(out_dir) as staging, torch.no_grad():
             graphs = _export_graphs(model, staging, EXPORT_DTYPES[dtype])
             if isinstance(model, EdgeTamVideoModel):
                 graphs.update(_export_video_graphs(model, staging, EXPORT_DTYPES[dtype], extra_conditioning_slots))
-        entries = {name: {"file": file, **_signature(staging / file)} for name, file in graphs.items()}
-        manifest = _manifest(model, entries, dtype, source)
-        (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+            entries = {name: {"file": file, **_signature(staging / file)} for name, file in graphs.items()}
+            manifest = _manifest(model, entries, dtype, source)
+            (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     finally:
         _clear_position_encoding_caches(model)
     return out_dir

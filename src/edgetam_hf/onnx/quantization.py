@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .image_ops import pixel_values_from_image
+from .staging import staged_folder
 from .manifest import (
     IMAGE_ENCODER,
     MANIFEST_NAME,
@@ -123,23 +124,15 @@ def quantize_export(folder, frames, graphs=DEFAULT_INT8_GRAPHS) -> dict[str, str
 def export_int8(model, out_dir, frames, graphs=DEFAULT_INT8_GRAPHS, **export_options) -> Path:
     """`export_onnx` in float32, then `quantize_export`: built in a temporary sibling of `out_dir`
     and renamed into place only when both succeeded (nothing is left behind otherwise). Needs torch."""
-    import shutil
-    import tempfile
-
     from .export import export_onnx
 
-    out_dir = Path(out_dir).expanduser()
-    if out_dir.exists():
-        raise ValueError(f"{out_dir} already exists; choose a new output folder")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".int8", dir=out_dir.parent))
-    try:
+    with staged_folder(out_dir) as staging:
         build = export_onnx(model, staging / "build", dtype="float32", **export_options)
         quantize_export(build, frames, graphs)
-        os.replace(build, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return out_dir
+        for path in build.iterdir():  # the graphs and the manifest, into the folder renamed to out_dir
+            path.rename(staging / path.name)
+        build.rmdir()
+    return Path(out_dir).expanduser()
 
 
 class _FeedReader:
