@@ -23,8 +23,8 @@ def add_arguments(export) -> None:
     export.add_argument(
         "--quantize",
         choices=("int8",),
-        help="static int8 (QDQ) for the graphs where it keeps the masks (image encoder, prompt encoder + mask "
-        "decoder); the memory path stays float32; the manifest records each graph's precision",
+        help="static int8 for the graphs where it keeps the masks (image encoder, prompt encoder + mask decoder, "
+        "memory encoder); the tracking step stays float32; the manifest records each graph's precision",
     )
     export.add_argument(
         "--calibration",

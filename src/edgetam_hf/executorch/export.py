@@ -57,7 +57,7 @@ def export_executorch(model: EdgeTamModel, out_dir, quantize: str | None = None,
             manifest = _manifest(model, entries, "float32", source)
             manifest.pop("opset")
             manifest["runtime"] = EXECUTORCH_RUNTIME
-            int8 = set(DEFAULT_INT8_GRAPHS) if quantize else set()
+            int8 = set(DEFAULT_INT8_GRAPHS) & set(traced) if quantize else set()
             runners = {name: entry.runner() for name, entry in traced.items()}
             feeds = calibration_feeds(runners, manifest, frames, sorted(int8)) if int8 else {}
             for name, entry in traced.items():
