@@ -13,7 +13,6 @@ tools) and NumPy only.
 """
 
 import json
-import logging
 import os
 from pathlib import Path
 
@@ -31,7 +30,6 @@ from .manifest import (
     read_manifest,
 )
 
-logger = logging.getLogger(__name__)
 
 QUANTIZABLE_GRAPHS = (IMAGE_ENCODER, PROMPT_MASK_DECODER, MEMORY_ENCODER, TRACKING_STEP)
 # Measured on the trained tiny video model (docs/export.md, "int8"): int8 tracking step J&F 3.4
