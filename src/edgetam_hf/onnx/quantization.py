@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 from .image_ops import pixel_values_from_image
-from .staging import staged_folder
 from .manifest import (
     IMAGE_ENCODER,
     MANIFEST_NAME,
@@ -29,6 +28,7 @@ from .manifest import (
     open_graph,
     read_manifest,
 )
+from .staging import staged_folder
 
 
 QUANTIZABLE_GRAPHS = (IMAGE_ENCODER, PROMPT_MASK_DECODER, MEMORY_ENCODER, TRACKING_STEP)
