@@ -9,8 +9,6 @@ leaves no folder behind. Needs torch, `onnx` and `onnxscript` (the `onnx` extra)
 import copy
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -29,6 +27,7 @@ from .manifest import (
     PROMPT_MASK_DECODER,
     TRACKING_STEP,
 )
+from .staging import staged_folder
 
 OPSET = 18
 EXPORT_DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -62,7 +61,7 @@ def export_onnx(
     if isinstance(extra_conditioning_slots, bool) or not isinstance(extra_conditioning_slots, int) or extra_conditioning_slots < 0:
         raise ValueError(f"extra_conditioning_slots must be an int >= 0, got {extra_conditioning_slots!r}")
     out_dir = Path(out_dir).expanduser()
-    if out_dir.exists():
+    if out_dir.exists():  # before the minutes of loading (staged_folder checks again)
         raise ValueError(f"{out_dir} already exists; choose a new output folder")
     if isinstance(model, (str, os.PathLike)):
         source = source or str(model)
@@ -71,31 +70,28 @@ def export_onnx(
         model = copy.deepcopy(model)  # the caller's model keeps its device and precision
     model = model.eval().to("cpu", EXPORT_DTYPES[dtype])
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     try:
-        with torch.no_grad():
+        with staged_folder(out_dir) as staging, torch.no_grad():
             graphs = _export_graphs(model, staging, EXPORT_DTYPES[dtype])
             if isinstance(model, EdgeTamVideoModel):
                 graphs.update(_export_video_graphs(model, staging, EXPORT_DTYPES[dtype], extra_conditioning_slots))
-        manifest = _manifest(model, staging, graphs, dtype, source)
-        (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+            entries = {name: {"file": file, **_signature(staging / file)} for name, file in graphs.items()}
+            manifest = _manifest(model, entries, dtype, source)
+            (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     finally:
         _clear_position_encoding_caches(model)
     return out_dir
 
 
-def _export_graphs(model: EdgeTamModel, folder: Path, dtype: torch.dtype) -> dict[str, str]:
-    """Writes both graphs into `folder`; returns graph name -> file name."""
+def _export_graphs(model: EdgeTamModel, folder: Path, dtype: torch.dtype, write=None) -> dict[str, str]:
+    """Writes both graphs into `folder`; returns graph name -> file name. `write` (default: ONNX)
+    is called as `_export` is; the ExecuTorch export passes its own, so both trace the same samples."""
+    write = write or _export
     image_size = model.config.prompt_encoder_config.image_size
     pixel_values = torch.zeros(1, 3, image_size, image_size, dtype=dtype)
     encoder = ImageEncoderGraph(model).eval()
     encoder_file = f"{IMAGE_ENCODER}.onnx"
-    _export(
+    write(
         encoder,
         (pixel_values,),
         folder / encoder_file,
@@ -119,7 +115,7 @@ def _export_graphs(model: EdgeTamModel, folder: Path, dtype: torch.dtype) -> dic
     )
     num_objects, num_points = torch.export.Dim("num_objects", min=1), torch.export.Dim("num_points", min=0)
     decoder_file = f"{PROMPT_MASK_DECODER}.onnx"
-    _export(
+    write(
         PromptMaskDecoderGraph(model).eval(),
         decoder_inputs,
         folder / decoder_file,
@@ -152,9 +148,10 @@ def _export_graphs(model: EdgeTamModel, folder: Path, dtype: torch.dtype) -> dic
     return {IMAGE_ENCODER: encoder_file, PROMPT_MASK_DECODER: decoder_file}
 
 
-def _export_video_graphs(model: EdgeTamVideoModel, folder: Path, dtype: torch.dtype, extra_slots: int) -> dict[str, str]:
+def _export_video_graphs(model: EdgeTamVideoModel, folder: Path, dtype: torch.dtype, extra_slots: int, write=None) -> dict[str, str]:
     """Writes the memory encoder, the tracking step and the mask prompt graph into `folder`;
-    returns graph name -> file name."""
+    returns graph name -> file name. `write` as for `_export_graphs`."""
+    write = write or _export
     config = model.config
     hidden = config.vision_config.fpn_hidden_size
     side = config.image_size
@@ -165,7 +162,7 @@ def _export_video_graphs(model: EdgeTamVideoModel, folder: Path, dtype: torch.dt
     # Two objects in the samples, so that the object axis is not specialised to 1.
     memory_encoder = MemoryEncoderGraph(model).eval()
     memory_file = f"{MEMORY_ENCODER}.onnx"
-    _export(
+    write(
         memory_encoder,
         (features.vision_features, torch.zeros(2, 1, mask_side, mask_side, dtype=dtype), torch.ones(2, 1, dtype=dtype)),
         folder / memory_file,
@@ -196,7 +193,7 @@ def _export_video_graphs(model: EdgeTamVideoModel, folder: Path, dtype: torch.dt
     num_points = torch.export.Dim("num_points", min=1)
     objects, objects_and_points = {0: num_objects}, {0: num_objects, 1: num_points}
     step_file = f"{TRACKING_STEP}.onnx"
-    _export(
+    write(
         TrackingStepGraph(model).eval(),
         step_inputs,
         folder / step_file,
@@ -223,7 +220,7 @@ def _export_video_graphs(model: EdgeTamVideoModel, folder: Path, dtype: torch.dt
         ),
     )
     mask_file = f"{MASK_PROMPT}.onnx"
-    _export(
+    write(
         MaskPromptGraph(model).eval(),
         (features.vision_features, feat_s0, feat_s1, torch.zeros(2, 1, side, side, dtype=dtype)),
         folder / mask_file,
@@ -259,7 +256,8 @@ def _export(module, args, path: Path, input_names, output_names, dynamic_shapes)
     onnx.checker.check_model(str(path), full_check=True)
 
 
-def _manifest(model: EdgeTamModel, folder: Path, graphs: dict[str, str], dtype: str, source) -> dict:
+def _manifest(model: EdgeTamModel, graphs: dict[str, dict], dtype: str, source) -> dict:
+    """The manifest of `graphs` (name -> file, inputs, outputs), for ONNX and ExecuTorch folders alike."""
     config = model.config
     image_size = config.prompt_encoder_config.image_size
     return {
@@ -276,7 +274,7 @@ def _manifest(model: EdgeTamModel, folder: Path, graphs: dict[str, str], dtype: 
             "image_std": list(IMAGENET_STD),
             "resize": "bilinear, antialiased, align_corners=False, on float RGB in [0, 1]",
         },
-        "graphs": {name: {"file": file, **_signature(folder / file)} for name, file in graphs.items()},
+        "graphs": graphs,
         **({"video": _video_settings(model)} if isinstance(model, EdgeTamVideoModel) else {}),
     }
 

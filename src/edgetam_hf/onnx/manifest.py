@@ -1,7 +1,8 @@
 """The manifest of an export folder: which graph is in which file, what each takes and returns.
 
-Written by `edgetam_hf.onnx.export` next to the graphs, read by the runtime; NumPy and the
-standard library only, so that reading it needs no torch.
+Written by `edgetam_hf.onnx.export` (or `edgetam_hf.executorch.export`) next to the graphs, read by
+the runtime; the standard library only, so that reading it needs no torch (`open_graph` imports the
+folder's runtime when called).
 """
 
 import json
@@ -18,6 +19,8 @@ TRACKING_STEP = "tracking_step"
 # when given a mask prompt, so it is not among the required names.
 MASK_PROMPT = "mask_prompt"
 GRAPH_NAMES = (IMAGE_ENCODER, PROMPT_MASK_DECODER)
+# A folder of ExecuTorch programs says so; the others are onnxruntime's (no "runtime" key).
+EXECUTORCH_RUNTIME = "executorch"
 VIDEO_GRAPH_NAMES = (MEMORY_ENCODER, TRACKING_STEP)
 
 
@@ -50,3 +53,31 @@ def read_manifest(folder, video: bool = False) -> dict:
         if not isinstance(graph, dict) or not (folder / str(graph.get("file"))).is_file():
             raise ValueError(f"{folder}: the manifest names no readable file for the {name} graph")
     return manifest
+
+
+def graph_precision(manifest: dict, name: str) -> str:
+    """The arithmetic of graph `name`: "int8" for a quantized graph (inputs and outputs stay in the
+    manifest's `dtype`), else the export's dtype (folders from before quantization record none)."""
+    return manifest["graphs"][name].get("precision", manifest["dtype"])
+
+
+def describe_precision(folder) -> str:
+    """One line: the export's dtype, or each graph's precision when they differ."""
+    manifest = read_manifest(folder)
+    precisions = {name: graph_precision(manifest, name) for name in manifest["graphs"]}
+    if set(precisions.values()) == {manifest["dtype"]}:
+        return manifest["dtype"]
+    return ", ".join(f"{name} {precision}" for name, precision in precisions.items())
+
+
+def open_graph(folder, manifest: dict, name: str, providers=None, session_options=None):
+    """Graph `name` of an export folder, ready to `run(None, feeds)`: an onnxruntime session, or
+    for an ExecuTorch folder (`"runtime": "executorch"`) its program behind the same call."""
+    path = Path(folder).expanduser() / manifest["graphs"][name]["file"]
+    if manifest.get("runtime") == EXECUTORCH_RUNTIME:
+        from ..executorch.runtime import ExecuTorchGraph
+
+        return ExecuTorchGraph(path, manifest["graphs"][name])
+    import onnxruntime
+
+    return onnxruntime.InferenceSession(str(path), sess_options=session_options, providers=providers or ["CPUExecutionProvider"])

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .image_ops import pixel_values_from_image, upsample_logits
-from .manifest import IMAGE_ENCODER, PROMPT_MASK_DECODER, read_manifest
+from .manifest import IMAGE_ENCODER, PROMPT_MASK_DECODER, open_graph, read_manifest
 from .prompts import prompt_tokens
 
 
@@ -45,12 +45,11 @@ class OnnxImagePredictor:
     def __init__(self, folder, providers: list[str] | None = None, session_options=None):
         """
         Args:
-            folder: what `edgetam-hf export MODEL --format onnx --out FOLDER` wrote.
+            folder: what `edgetam-hf export MODEL --format onnx --out FOLDER` wrote (or
+                `--format executorch`: its programs run by ExecuTorch's runtime).
             providers: onnxruntime execution providers (default: CPUExecutionProvider).
             session_options: an `onnxruntime.SessionOptions`, e.g. to set the number of threads.
         """
-        import onnxruntime
-
         self.folder = Path(folder).expanduser()
         self.manifest = read_manifest(self.folder)
         preprocessing = self.manifest["preprocessing"]
@@ -59,11 +58,8 @@ class OnnxImagePredictor:
         self.image_mean = preprocessing["image_mean"]
         self.image_std = preprocessing["image_std"]
         self.dtype = np.dtype(self.manifest["dtype"])
-        providers = providers or ["CPUExecutionProvider"]
         self._sessions = {
-            name: onnxruntime.InferenceSession(
-                str(self.folder / self.manifest["graphs"][name]["file"]), sess_options=session_options, providers=providers
-            )
+            name: open_graph(self.folder, self.manifest, name, providers, session_options)
             for name in (IMAGE_ENCODER, PROMPT_MASK_DECODER)
         }
 
