@@ -7,11 +7,6 @@ TORCH_PIN ?= torch==2.13.0
 # pinned to the release that matches TORCH_PIN so pip does not replace torch. A failed install
 # stops `make test`: the parity tests must run, not skip.
 TORCHVISION_PIN ?= torchvision==0.28.0
-# ExecuTorch's export and Python runtime (tests/test_executorch.py), with what its export path
-# imports beyond this package's requirements. Its compiled parts link against libtorch: 1.5.1 runs
-# with torch 2.13.0 (docs/export.md). Installed with --no-deps, so pip cannot touch torch and skips
-# the packages of ExecuTorch's other backends (Core ML tools, Qualcomm's, ...).
-EXECUTORCH_PINS ?= executorch==1.5.1 torchao==0.18.0 ruamel.yaml ruamel.yaml.clib tabulate
 DEMO_ENV := .venv
 TEST_ENV := .venv-test
 OUT ?= out/demo
@@ -29,7 +24,6 @@ $(TEST_ENV)/.ready: setup.cfg pyproject.toml constraints.txt
 	$(TEST_ENV)/bin/python -c "import torch" 2>/dev/null || $(TEST_ENV)/bin/pip install -q $(TORCH_PIN)
 	$(TEST_ENV)/bin/pip install -q -c constraints.txt -e ".[test,onnx]"
 	$(TEST_ENV)/bin/pip install -q -c constraints.txt "$(TORCHVISION_PIN)" timm || { echo "error: installing $(TORCHVISION_PIN) and timm failed; the parity tests against timm / transformers' EdgeTAM need them (a silent skip would hide a broken reference)" >&2; exit 1; }
-	$(TEST_ENV)/bin/pip install -q --no-deps $(EXECUTORCH_PINS)
 	touch $@
 
 demo: $(DEMO_ENV)/.ready

@@ -2,7 +2,7 @@
 float32 answers equal the PyTorch graphs' to float32 rounding (`edgetam_hf.numerics`), run by
 ExecuTorch's Python runtime behind the predictor; an int8 build records its precision and runs.
 
-Skipped where the `executorch` package is missing (`make test` installs it: Makefile).
+Skipped where the `executorch` package is missing (docs/export.md, "ExecuTorch", says how to install it).
 """
 
 import numpy as np
