@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from ..video.frame_source import FrameReader
-from ..video.records import NO_OBJECT_SCORE
+from ..tracking.records import NO_OBJECT_SCORE
 
 if TYPE_CHECKING:
     from .models import StudioModels
