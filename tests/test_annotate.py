@@ -73,7 +73,7 @@ def test_split_by_frames_balances_and_assigns_each_video_once():
 
 def test_writes_the_masks_of_the_video_api(baseline, dataset, model_folder):
     assert sorted(path.name for path in baseline.iterdir()) == ["shapes-0", "shapes-1", "shapes-2"]
-    for name, num_frames in zip(["shapes-0", "shapes-1", "shapes-2"], FRAME_COUNTS):
+    for name, num_frames in zip(["shapes-0", "shapes-1", "shapes-2"], FRAME_COUNTS, strict=True):
         assert len(list((baseline / name).glob("*.png"))) == num_frames
         marker = json.loads((baseline / name / ".done").read_text())
         assert marker["frames"] == num_frames and marker["process"] == 0
@@ -98,7 +98,7 @@ def test_writes_the_masks_of_the_video_api(baseline, dataset, model_folder):
         for output in model.propagate_in_video_iterator(session):
             masks = processor.post_process_masks([output.pred_masks], [[96, 128]])[0][:, 0]
             expected = np.zeros((96, 128), np.uint8)
-            for obj_id, mask in sorted(zip(output.object_ids, masks), reverse=True):  # the lowest id on top
+            for obj_id, mask in sorted(zip(output.object_ids, masks, strict=True), reverse=True):  # the lowest id on top
                 expected[mask.numpy()] = obj_id
             written = read_label_png(baseline / "shapes-1" / f"{output.frame_idx:05d}.png")
             assert np.count_nonzero(written != expected) <= MAX_DIFFERING_PIXELS * expected.size

@@ -316,7 +316,7 @@ def test_the_sample_clip_ground_truth_is_the_visible_pixels_of_each_shape():
         pixels = np.asarray(render_sample_frame(frame_idx))
         masks = render_sample_frame_masks(frame_idx)
         assert masks.shape == (3, 480, 640) and masks.sum(0).max() == 1
-        for mask, colour in zip(masks, colours):
+        for mask, colour in zip(masks, colours, strict=True):
             assert np.array_equal(mask, (pixels == colour).all(-1))
     assert render_sample_frame_masks(15)[0].sum() < render_sample_frame_masks(0)[0].sum()
 

@@ -80,7 +80,7 @@ def test_disk_dilation_is_the_dilation_by_a_disk():
     mask[0, 5] = mask[22, 30] = True  # boundary pixels: nothing dilates in from outside
     for radius in (0, 1, 3, 6):
         expected = np.zeros_like(mask)
-        for y, x in zip(*np.nonzero(mask)):
+        for y, x in zip(*np.nonzero(mask), strict=True):
             for dy in range(-radius, radius + 1):
                 for dx in range(-radius, radius + 1):
                     if dy * dy + dx * dx <= radius * radius and 0 <= y + dy < 23 and 0 <= x + dx < 31:

@@ -42,7 +42,7 @@ def test_tracking_with_activations_overwritten_equals_tracking_out_of_place(monk
         with out_of_place(monkeypatch):
             expected = _track_two_objects(model)
     assert len(in_place) == len(expected) > 1
-    for output, reference in zip(in_place, expected):
+    for output, reference in zip(in_place, expected, strict=True):
         assert_same_logits(output.pred_masks, reference.pred_masks, msg=f"frame {output.frame_idx}")
         assert_same_logits(output.object_score_logits, reference.object_score_logits)
 
@@ -77,7 +77,7 @@ def test_bfloat16_autocast_runs_out_of_place_in_the_dtypes_autocast_picks():
         expected = model.get_image_embeddings(pixel_values)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             embeddings = model.get_image_embeddings(pixel_values)
-    for actual, reference in zip(embeddings, expected):
+    for actual, reference in zip(embeddings, expected, strict=True):
         assert torch.isfinite(actual).all()
         largest = reference.abs().max()
         # bfloat16 keeps 8 significant bits: a few dozen roundings of 2**-8 of the largest value.
@@ -98,7 +98,7 @@ def test_composed_projections_equal_the_fpn_maps_then_the_projections(grad):
         features = model._frame_features(pixel_values)
         high_resolution, vision_features, vision_position = _separate_projections(model, pixel_values)
     assert model._high_resolution_projections() is not None
-    for actual, expected in zip(features.high_resolution_features, high_resolution):
+    for actual, expected in zip(features.high_resolution_features, high_resolution, strict=True):
         assert actual.shape == expected.shape
         assert_same_float32(actual, expected)
     assert_same_float32(features.vision_features, vision_features)
@@ -118,7 +118,7 @@ def test_a_level_with_a_top_down_path_keeps_the_fpn_map():
     with torch.no_grad():
         features = model._frame_features(pixel_values)
         high_resolution, _, _ = _separate_projections(model, pixel_values)
-    for actual, expected in zip(features.high_resolution_features, high_resolution):
+    for actual, expected in zip(features.high_resolution_features, high_resolution, strict=True):
         assert_same_float32(actual, expected)
 
 

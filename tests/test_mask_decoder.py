@@ -127,7 +127,7 @@ def test_objects_are_decoded_independently_with_per_object_mask_prompts():
                     high_resolution_features=[f[image : image + 1] for f in inputs["high_resolution_features"]],
                     multimask_output=True,
                 )
-                for joint, single in zip(together, alone):
+                for joint, single in zip(together, alone, strict=True):
                     assert_same_float32(joint[image, obj], single[0, 0])
 
 
@@ -145,7 +145,7 @@ def test_sdpa_and_eager_attention_agree():
         with_sdpa = decoder(**inputs, multimask_output=True)
         decoder.set_attn_implementation("eager")
         with_eager = decoder(**inputs, multimask_output=True)
-    for sdpa_output, eager_output in zip(with_sdpa, with_eager):
+    for sdpa_output, eager_output in zip(with_sdpa, with_eager, strict=True):
         assert_same_float32(sdpa_output, eager_output)
     with pytest.raises(ValueError, match="attn_implementation"):
         decoder.set_attn_implementation("flash_attention_2")
@@ -238,7 +238,7 @@ def test_matches_transformers(heads, images, kind, multimask_output):
     ours, expected = _decode_both(heads, images, _prompts(kind), multimask_output)
     num_masks = 3 if multimask_output else 1
     assert ours.mask_logits.shape == (2, 3, num_masks, 256, 256)
-    for name, value, expected_value in zip(ours._fields, ours, expected):
+    for name, value, expected_value in zip(ours._fields, ours, expected, strict=True):
         assert_same_float32(value, expected_value, msg=name)
 
 
@@ -263,7 +263,7 @@ def test_stability_fallback_matches_transformers(heads, images):
         decoder.load_state_dict(state)
         reference.mask_decoder.load_state_dict(state)
 
-    for name, value, expected_value in zip(ours._fields, ours, expected):
+    for name, value, expected_value in zip(ours._fields, ours, expected, strict=True):
         assert_same_float32(value, expected_value, msg=name)
     is_stable = stability_scores(token_zero.mask_logits[:, :, 0], 0.05) >= 0.98  # (batch, num_objects)
     assert bool(is_stable.any()) and bool((~is_stable).any()), "expected both stable and unstable objects"

@@ -265,7 +265,7 @@ def test_crops_n_layers_is_honoured(tiny_generator, monkeypatch):
     assert len(embeddings.calls) == 1 + 4  # the whole image, then 2x2 crops
     crop_boxes = {tuple(rle["crop_box"]) for rle in outputs["rle_mask"]}
     assert crop_boxes - {(0, 0, image.width, image.height)}, "no mask comes from a crop"
-    for mask, rle in zip(outputs["masks"], outputs["rle_mask"]):
+    for mask, rle in zip(outputs["masks"], outputs["rle_mask"], strict=True):
         assert isinstance(rle["counts"], list) and torch.equal(masks_and_boxes.rle_to_mask(rle), mask)
         x0, y0, x1, y1 = rle["crop_box"]
         assert not mask[:y0].any() and not mask[y1:].any() and not mask[:, :x0].any() and not mask[:, x1:].any()
@@ -355,7 +355,7 @@ def test_run_length_encoding_round_trips_in_coco_order():
     assert [rle["counts"] for rle in rles] == [[2, 2, 2], [0, 6], [6]]
     generator = torch.Generator().manual_seed(0)
     noisy = torch.rand(4, 7, 5, generator=generator) > 0.5
-    for rle, mask in zip(masks_and_boxes.masks_to_rle(noisy), noisy):
+    for rle, mask in zip(masks_and_boxes.masks_to_rle(noisy), noisy, strict=True):
         assert torch.equal(masks_and_boxes.rle_to_mask(rle), mask)
 
 
@@ -375,7 +375,7 @@ def test_grayscale_and_rgba_images_are_segmented_as_rgb(tiny_generator, mode):
     outputs = tiny_generator(image, points_per_crop=2, **NO_FILTERS)
     expected = tiny_generator(image.convert("RGB"), points_per_crop=2, **NO_FILTERS)
     assert len(outputs["masks"]) == len(expected["masks"]) > 0
-    for mask, expected_mask in zip(outputs["masks"], expected["masks"]):
+    for mask, expected_mask in zip(outputs["masks"], expected["masks"], strict=True):
         assert torch.equal(mask, expected_mask)
 
 
@@ -524,5 +524,5 @@ def test_pipeline_matches_transformers_pipeline_on_the_same_inputs(reference_mod
     our_results = generate_with_nms_thresholds(our_generator, image, (1.0, 0.7), 4, **filters)
     their_results = generate_with_nms_thresholds(their_generator, image, (1.0, 0.7), 4, **filters)
     assert len(our_results[0]["masks"]) > 1
-    for our_result, their_result in zip(our_results, their_results):
+    for our_result, their_result in zip(our_results, their_results, strict=True):
         assert_same_masks(our_result, their_result)

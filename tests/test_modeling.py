@@ -191,7 +191,7 @@ def test_transformers_checkpoint_loads_and_gives_the_same_outputs():
     # original does. Put both on the math kernel to compare the ports, not the kernels.
     with sdpa_kernel(SDPBackend.MATH):
         reference_embeddings = reference.get_image_embeddings(pixels)
-        for expected, actual in zip(reference_embeddings, embeddings):
+        for expected, actual in zip(reference_embeddings, embeddings, strict=True):
             assert_same_float32(actual, expected)
         for prompt in prompts.values():
             for multimask_output in (True, False):

@@ -41,7 +41,7 @@ def randomise_(module: nn.Module, seed: int = 0) -> nn.Module:
 
 def assert_tuples_close(actual, expected):
     assert len(actual) == len(expected)
-    for actual_tensor, expected_tensor in zip(actual, expected):
+    for actual_tensor, expected_tensor in zip(actual, expected, strict=True):
         assert_same_float32(actual_tensor, expected_tensor)
 
 
@@ -101,7 +101,7 @@ def test_fuse_full_size_trunk_gives_same_outputs():
         unfused = encoder.backbone(pixel_values)
         encoder.fuse()
         fused = encoder.backbone(pixel_values)
-    for fused_map, unfused_map in zip(fused, unfused):
+    for fused_map, unfused_map in zip(fused, unfused, strict=True):
         # Relative to the map's scale: the fold reorders float32 sums over 20 residual blocks.
         assert (fused_map - unfused_map).abs().max() <= 1e-4 * unfused_map.abs().max()
 
@@ -237,7 +237,7 @@ def test_original_checkpoint_matches_oracle_features(fixtures_dir):
             for level, name in ((0, "sam_mask_decoder.conv_s0"), (1, "sam_mask_decoder.conv_s1"))
         ]
     recorded = json.loads((fixtures_dir / "original_seed0" / "manifest.json").read_text())["image"]["features"]
-    for tensor, stats in zip([image_embed, *high_res], [recorded["image_embed"], *recorded["high_res_feats"]]):
+    for tensor, stats in zip([image_embed, *high_res], [recorded["image_embed"], *recorded["high_res_feats"]], strict=True):
         assert list(tensor.shape) == stats["shape"]
         assert abs(tensor.mean().item() - stats["mean"]) <= 1e-5 * stats["std"]
         assert abs(tensor.std().item() - stats["std"]) <= 1e-5 * stats["std"]
