@@ -11,7 +11,7 @@ DEMO_ENV := .venv
 TEST_ENV := .venv-test
 OUT ?= out/demo
 
-.PHONY: demo test test-older-kernels clean
+.PHONY: demo studio test test-older-kernels clean
 
 $(DEMO_ENV)/.ready: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(DEMO_ENV)
@@ -28,6 +28,14 @@ $(TEST_ENV)/.ready: setup.cfg pyproject.toml constraints.txt
 
 demo: $(DEMO_ENV)/.ready
 	$(DEMO_ENV)/bin/python -m edgetam_hf demo --out $(OUT)
+
+# The studio's web stack (the `studio` extra) goes into the demo's environment.
+$(DEMO_ENV)/.studio-ready: $(DEMO_ENV)/.ready
+	$(DEMO_ENV)/bin/pip install -q -c constraints.txt -e ".[studio]"
+	touch $@
+
+studio: $(DEMO_ENV)/.studio-ready
+	$(DEMO_ENV)/bin/python -m edgetam_hf studio
 
 test: $(TEST_ENV)/.ready
 	$(TEST_ENV)/bin/python -m pytest -q
