@@ -106,12 +106,14 @@ class _Traced:
     def lower(self, calibration: list[dict] | None) -> bytes:
         """The program, lowered to XNNPACK; int8 (PT2E) when `calibration` feeds are given."""
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-        from executorch.exir import to_edge_transform_and_lower
+        from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
 
         program = torch.export.export(self.module, self.args, dynamic_shapes=self.dynamic_shapes, strict=False)
         if calibration is not None:
             program = self._quantized(program, calibration)
-        return to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch().buffer
+        lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+        # The view-copy pass refuses a static view of a dynamic base (the memory encoder's object axis).
+        return lowered.to_executorch(ExecutorchBackendConfig(remove_view_copy=False)).buffer
 
     def _quantized(self, program, calibration: list[dict]):
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
