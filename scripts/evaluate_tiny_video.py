@@ -52,6 +52,7 @@ from edgetam_hf.modeling_video import EdgeTamVideoModel  # noqa: E402
 from edgetam_hf.processing import EdgeTamProcessor  # noqa: E402
 from edgetam_hf.sample_media import render_sample_clip, render_sample_frame_masks  # noqa: E402
 from edgetam_hf.training.initialization import initialise_for_training_from_scratch  # noqa: E402
+from edgetam_hf.training.shapes import render_shapes_clip  # noqa: E402
 from edgetam_hf.video_processing import EdgeTamVideoProcessor  # noqa: E402
 
 logger = logging.getLogger("evaluate_tiny_video")
@@ -59,6 +60,16 @@ BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "src" / "edgetam_hf" / "ti
 BUNDLED_VIDEO_MODEL = BUNDLED_MODEL.parent / "tiny_video_model"
 CLIP_NAME = "sample"
 MEMORY_SEED = 0
+# The held-out clips, fixed before the bundled video model was trained: clip i is rendered from
+# numpy seed (HELD_OUT_SEED, i); training clips come from (train_tiny_video.TRAIN_SEED, step).
+HELD_OUT_SEED, HELD_OUT_CLIPS, HELD_OUT_FRAMES = 5_000_011, 8, 24
+HELD_OUT_SIZE = (320, 240)  # the demo clip's aspect ratio; the processor squeezes them to the model's square
+# 2-5 shapes, each moving up to 5% of the image side and turning up to 0.1 rad a frame, bouncing off
+# walls 20% of a side outside the image: shapes cross, hide one another, leave and come back.
+CLIP_MOTION = {"max_shapes": 5, "min_objects": 2, "max_speed": 0.05, "max_turn": 0.1, "wall_margin": 0.2}
+# The weights a trained video model must share with the image model: its trunk (the prompt
+# encoder and mask decoder may train with the memory).
+IMAGE_TRUNK_PARTS = ("vision_encoder", "shared_image_embedding", "no_memory_embedding")
 
 
 def tiny_video_config(image_config) -> EdgeTamVideoConfig:
@@ -102,12 +113,12 @@ def video_model_from_image_model(image_model: EdgeTamModel, random_image_parts: 
 
 
 def trained_video_model(folder: Path, image_model: EdgeTamModel) -> EdgeTamVideoModel:
-    """The video model saved in `folder` by scripts/train_tiny_video.py; every weight it shares with
-    `image_model` must be `image_model`'s (else the figure would not be of this image model)."""
+    """The video model saved in `folder` by scripts/train_tiny_video.py; its trunk (`IMAGE_TRUNK_PARTS`)
+    must be `image_model`'s (else the figure would not be of this image model)."""
     video_model = EdgeTamVideoModel.from_pretrained(str(folder)).eval()
     video_weights = video_model.state_dict()
     for name, image_weight in image_model.state_dict().items():
-        if not torch.equal(video_weights[name], image_weight):
+        if name.split(".")[0] in IMAGE_TRUNK_PARTS and not torch.equal(video_weights[name], image_weight):
             raise ValueError(f"--video-model {folder} was not trained on --model's image weights: {name} differs")
     return video_model
 
@@ -124,6 +135,25 @@ def write_sample_clip(root: Path) -> list[str]:
         labels = (masks * np.arange(1, len(masks) + 1)[:, None, None]).sum(0)
         save_label_png(labels, masks_dir / f"{frame_idx:05d}.png")
     return [CLIP_NAME]
+
+
+def write_held_out_clips(root: Path) -> list[str]:
+    """The held-out clips in the DAVIS layout under `root` (ids 1, 2, ... in drawing order, the
+    lowest id on top where the ground truth of two objects would overlap: they do not); returns
+    the video names."""
+    names = []
+    for clip_idx in range(HELD_OUT_CLIPS):
+        name = f"held_out_{clip_idx}"
+        rng = np.random.default_rng([HELD_OUT_SEED, clip_idx])
+        frames, masks = render_shapes_clip(rng, HELD_OUT_SIZE, HELD_OUT_FRAMES, **CLIP_MOTION)
+        (root / "JPEGImages" / name).mkdir(parents=True)
+        (root / "Annotations" / name).mkdir(parents=True)
+        for frame_idx, (frame, frame_masks) in enumerate(zip(frames, masks, strict=True)):
+            frame.save(root / "JPEGImages" / name / f"{frame_idx:05d}.png")
+            labels = (frame_masks * np.arange(1, len(frame_masks) + 1)[:, None, None]).sum(0)
+            save_label_png(labels, root / "Annotations" / name / f"{frame_idx:05d}.png")
+        names.append(name)
+    return names
 
 
 def ground_truth_boxes(labels: np.ndarray, frame_idx: int) -> list[Prompt]:
@@ -143,14 +173,15 @@ def per_frame_box_j_and_f(image_model: EdgeTamModel, root: Path, videos: list[st
         for path in sorted((root / "Annotations" / name).glob("*.png")):
             frame = Image.open(root / "JPEGImages" / name / path.name).convert("RGB")
             prompts = ground_truth_boxes(read_label_png(path), 0)
-            masks = torch.stack([result.mask_logits > 0 for result in segment_image(image_model, processor, frame, prompts)])
+            results = segment_image(image_model, processor, frame, prompts) if prompts else []  # every object gone
+            masks = torch.stack([result.mask_logits > 0 for result in results]) if results else torch.zeros(0, frame.height, frame.width, dtype=torch.bool)
             save_label_png(lowest_id_on_top(masks, [prompt.obj_id for prompt in prompts]), out / name / path.name)
     return evaluate_folders(root / "Annotations", out, videos, workers=1).mean()
 
 
 def clip_j_and_f(video_model: EdgeTamVideoModel, root: Path, videos: list[str], out: Path) -> tuple[float, float, float]:
     """Tracks every clip into `out` and returns (J&F, J, F) in percent, means over objects."""
-    processor = EdgeTamVideoProcessor(target_size=video_model.config.image_size)
+    processor = processor_for(EdgeTamVideoProcessor, video_model)
     for name in videos:
         job = VideoJob(name, root / "JPEGImages" / name, 0, prompts=ground_truth_boxes(read_label_png(root / "Annotations" / name / "00000.png"), 0))
         (out / name).mkdir(parents=True)
