@@ -1,28 +1,29 @@
-"""J&F of the bundled tiny model in video, on a held-out rendered clip.
+"""J&F of the bundled tiny models in video, on the held-out rendered clips and on the demo's clip.
 
     PYTHONPATH=src python scripts/evaluate_tiny_video.py [--model src/edgetam_hf/tiny_model]
         [--video-model src/edgetam_hf/tiny_video_model]
 
 The bundled tiny model is an image model. This script builds a tiny `EdgeTamVideoModel` from it
-(`tiny_video_config`): its image parts (vision encoder, prompt encoder, mask decoder) are the
-model's trained weights, its memory parts (memory encoder, spatial perceiver, memory attention,
-object-pointer projection, temporal encodings) either those trained by
-`scripts/train_tiny_video.py` (`--video-model`, the folder it wrote; by default the one shipped in
-src/edgetam_hf/tiny_video_model) or seeded random weights (layers from PyTorch's defaults,
-`training/initialization.py`; the same ones `train_tiny_video.py` starts from). The clip is the
-demo's (`edgetam_hf.sample_media`: 16 frames of 640x480, a red disc drifting, a blue rectangle
-sliding in front of it, a green triangle: rendered shapes on a shaded background like the training
-scenes, in a scene the training never saw and that no training run or choice looked at), with its
-ground truth. Each object is prompted by the bounding box of its mask on frame 0 and tracked with
-`edgetam-hf annotate`'s code; the tracks are scored as the DAVIS 2017 benchmark does (`edgetam-hf
-evaluate`: first and last frames not scored).
+(`tiny_video_config`): its trunk is the model's trained weights, its memory parts (memory
+encoder, spatial perceiver, memory attention, object-pointer projection, temporal encodings) and
+its prompt encoder and mask decoder either those trained by `scripts/train_tiny_video.py`
+(`--video-model`, the folder it wrote; by default the one shipped in src/edgetam_hf/tiny_video_model)
+or, memory parts, seeded random weights (layers from PyTorch's defaults, `training/initialization.py`;
+the same ones `train_tiny_video.py` starts from) beside the image model's decoder.
 
-It reports four figures: trained image parts with the trained memory parts; trained image parts
+Two sets of clips, each object prompted by the bounding box of its mask on frame 0 and tracked with
+`edgetam-hf annotate`'s code, scored as the DAVIS 2017 benchmark does (`edgetam-hf evaluate`: first
+and last frames not scored):
+- the held-out clips (`write_held_out_clips`): HELD_OUT_CLIPS clips of rendered shapes that move,
+  turn, cross and leave and re-enter the frame, from seeds fixed before training and never trained on;
+- the demo's clip (`edgetam_hf.sample_media`: 16 frames of 640x480, a red disc drifting, a blue
+  rectangle sliding in front of it, a green triangle), which no training run or choice looked at.
+
+For each, four figures: trained image parts with the trained memory parts; trained image parts
 with random memory parts; every weight random; and the image model alone given the ground-truth
-box of every object on every frame (no tracking: what the trained image parts do on these frames,
-the ceiling a trained memory works towards). Everything is seeded and runs on one CPU thread.
+box of every object on every frame (no tracking: the ceiling a trained memory works towards).
+Everything is seeded and runs on one CPU thread.
 """
-
 import argparse
 import logging
 import sys
@@ -205,15 +206,17 @@ def main() -> None:
         "trained image parts, random memory": lambda: video_model_from_image_model(image_model, random_image_parts=False),
         "all weights random": lambda: video_model_from_image_model(image_model, random_image_parts=True),
     }
+    clip_sets = {"held-out clips": write_held_out_clips, "demo clip": write_sample_clip}
     with tempfile.TemporaryDirectory() as scratch:
-        root = Path(scratch)
-        videos = write_sample_clip(root / "clips")
-        for run_idx, (label, build) in enumerate(video_models.items()):
-            jf, j, f = clip_j_and_f(build(), root / "clips", videos, root / f"tracks_{run_idx}")
-            logger.info("%s: J&F %.1f  J %.1f  F %.1f", label, jf, j, f)
-        with torch.no_grad():
-            jf, j, f = per_frame_box_j_and_f(image_model, root / "clips", videos, root / "per_frame")
-        logger.info("image model alone, ground-truth box on every frame: J&F %.1f  J %.1f  F %.1f", jf, j, f)
+        for set_idx, (clip_set, write) in enumerate(clip_sets.items()):
+            root = Path(scratch) / str(set_idx)
+            videos = write(root / "clips")
+            for run_idx, (label, build) in enumerate(video_models.items()):
+                jf, j, f = clip_j_and_f(build(), root / "clips", videos, root / f"tracks_{run_idx}")
+                logger.info("%s, %s: J&F %.1f  J %.1f  F %.1f", clip_set, label, jf, j, f)
+            with torch.no_grad():
+                jf, j, f = per_frame_box_j_and_f(image_model, root / "clips", videos, root / "per_frame")
+            logger.info("%s, image model alone, ground-truth box on every frame: J&F %.1f  J %.1f  F %.1f", clip_set, jf, j, f)
 
 
 if __name__ == "__main__":
