@@ -61,7 +61,6 @@ from transformers.trainer_callback import PrinterCallback  # noqa: E402
 from edgetam_hf import EdgeTamModel  # noqa: E402
 from edgetam_hf.cli.models import processor_for, quiet_transformers  # noqa: E402
 from edgetam_hf.modeling_video import EdgeTamVideoModel  # noqa: E402
-from edgetam_hf.training.initialization import freeze_batch_norm_statistics  # noqa: E402
 from edgetam_hf.training.prompts import sample_box_prompt, sample_click_prompt  # noqa: E402
 from edgetam_hf.training.shapes import render_shapes_clip  # noqa: E402
 from edgetam_hf.training.video_clip import clip_loss  # noqa: E402
@@ -127,8 +126,7 @@ class ClipTrainer(Trainer):
         for name in IMAGE_TRUNK_PARTS:
             part = getattr(model, name)
             if isinstance(part, torch.nn.Module):
-                part.eval()
-        freeze_batch_norm_statistics(model)
+                part.eval()  # its BatchNorms normalise with the statistics the image model trained with
         loss = clip_loss(model, **inputs)
         mean = loss.total / inputs["pixel_values"].shape[0]
         return (mean, loss) if return_outputs else mean
@@ -172,10 +170,9 @@ class HeldOutCurve(TrainerCallback):
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step % args.save_steps == 0 or state.global_step == state.max_steps:
-            self.measure(model, state.global_step)
             self.report["training_seconds"] = self.report.get("training_seconds_before", 0) + round(time.monotonic() - self.started)
             self.report["steps"] = state.global_step
-            (self.out / "training_report.json").write_text(json.dumps(self.report, indent=2) + "\n")
+            self.measure(model, state.global_step)
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.started = time.monotonic()
@@ -183,25 +180,25 @@ class HeldOutCurve(TrainerCallback):
 
 
 class PrintedProgress(TrainerCallback):
-    """A line with the step, the loss and the pace every `seconds`, for logs that are not a terminal."""
+    """A line with the step, the loss and the recent pace every `seconds`, for logs that are not a terminal."""
 
     def __init__(self, seconds: float):
-        self.seconds, self.last_printed, self.losses = seconds, 0.0, []
+        self.seconds, self.losses = seconds, []
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.started, self.first_step = time.monotonic(), state.global_step
+        self.last_time, self.last_step = time.monotonic(), state.global_step
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
             self.losses.append(logs["loss"])
         now = time.monotonic()
-        if now - self.last_printed >= self.seconds and self.losses and state.global_step > self.first_step:
-            pace = (now - self.started) / (state.global_step - self.first_step)
+        if now - self.last_time >= self.seconds and self.losses and state.global_step > self.last_step:
+            pace = (now - self.last_time) / (state.global_step - self.last_step)
             logger.info(
                 "step %d/%d  loss %.4f  %.2f s/step  %.0f min left",
                 state.global_step, state.max_steps, np.mean(self.losses), pace, pace * (state.max_steps - state.global_step) / 60,
             )
-            self.last_printed, self.losses = now, []
+            self.last_time, self.last_step, self.losses = now, state.global_step, []
 
 
 def save_model_folder(model: EdgeTamVideoModel, folder: Path, report: dict) -> None:
