@@ -119,8 +119,15 @@ def one_clip(items: list[dict]) -> dict:
 
 
 class ClipTrainer(Trainer):
-    """`Trainer` whose loss is `clip_loss` averaged over the clip's frames; the trunk stays in
-    inference mode (Trainer puts the whole model in training mode every step)."""
+    """`Trainer` whose loss is `clip_loss` averaged over the clip's frames, plus from step
+    `image_loss_from` the image model's loss on the prompted frame (`image_view`: SAM 2's
+    best-of-three and IoU terms, which `clip_loss` lacks: without them a one-click answer drifts to
+    an output the untrained IoU head does not pick). The trunk stays in inference mode (Trainer puts
+    the whole model in training mode every step)."""
+
+    def __init__(self, *args, image_view: EdgeTamModel, image_loss_from: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.image_view, self.image_loss_from = image_view, image_loss_from
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         for name in IMAGE_TRUNK_PARTS:
@@ -129,7 +136,25 @@ class ClipTrainer(Trainer):
                 part.eval()  # its BatchNorms normalise with the statistics the image model trained with
         loss = clip_loss(model, **inputs)
         mean = loss.total / inputs["pixel_values"].shape[0]
+        if self.state.global_step >= self.image_loss_from:
+            prompted_frame = self.image_view(
+                pixel_values=inputs["pixel_values"][:1],
+                input_points=inputs["input_points"][None],
+                input_labels=inputs["input_labels"][None],
+                labels=inputs["labels"][:1],
+                multimask_output=inputs["input_points"].shape[1] == 1,  # one click: three outputs, as SAM 2 trains
+            )
+            mean = mean + prompted_frame.loss
         return (mean, loss) if return_outputs else mean
+
+
+def image_view_of(model: EdgeTamVideoModel, image_config) -> EdgeTamModel:
+    """An `EdgeTamModel` made of `model`'s own image modules (the same parameters), whose forward
+    with `labels` gives the package's image loss."""
+    view = EdgeTamModel(image_config)
+    for name in IMAGE_TRUNK_PARTS + DECODER_PARTS:
+        setattr(view, name, getattr(model, name))
+    return view
 
 
 def trainable_groups(model: EdgeTamVideoModel, learning_rate: float, decoder_learning_rate: float) -> list[dict]:
@@ -227,6 +252,9 @@ def main() -> None:
     parser.add_argument("--eval-steps", type=int, default=250, help="steps between held-out J&F and checkpoints")
     parser.add_argument("--seed", type=int, default=TRAIN_SEED, help="seed of the training clips and of dropout")
     parser.add_argument("--print-seconds", type=float, default=15.0, help="seconds between progress lines off a terminal")
+    parser.add_argument(
+        "--image-loss-from", type=int, default=0, metavar="STEP", help="add the image loss on the prompted frame from this step on"
+    )
     parser.add_argument("--resume", action="store_true", help="continue from the last OUT/checkpoint-N")
     args = parser.parse_args()
     for name in ("steps", "eval_steps"):
@@ -247,6 +275,7 @@ def main() -> None:
         steps_planned=args.steps,
         learning_rate=args.learning_rate,
         decoder_learning_rate=args.decoder_learning_rate,
+        image_loss_from_step=args.image_loss_from,
         schedule=f"linear warm-up {WARMUP_STEPS} steps, cosine to 0 at steps_planned, AdamW weight decay 0.01",
         gradient_clipping=MAX_GRADIENT_NORM,
         seed=args.seed,
@@ -293,6 +322,8 @@ def main() -> None:
             train_dataset=RenderedClips(processor, args.steps, args.seed),
             data_collator=one_clip,
             optimizers=(optimizer, scheduler),
+            image_view=image_view_of(model, image_model.config),
+            image_loss_from=args.image_loss_from,
             callbacks=[curve] + ([] if on_terminal else [PrintedProgress(args.print_seconds)]),
         )
         trainer.remove_callback(PrinterCallback)  # PrintedProgress prints the loss off a terminal
