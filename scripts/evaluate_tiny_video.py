@@ -1,28 +1,29 @@
-"""J&F of the bundled tiny model in video, on a held-out rendered clip.
+"""J&F of the bundled tiny models in video, on the held-out rendered clips and on the demo's clip.
 
     PYTHONPATH=src python scripts/evaluate_tiny_video.py [--model src/edgetam_hf/tiny_model]
         [--video-model src/edgetam_hf/tiny_video_model]
 
 The bundled tiny model is an image model. This script builds a tiny `EdgeTamVideoModel` from it
-(`tiny_video_config`): its image parts (vision encoder, prompt encoder, mask decoder) are the
-model's trained weights, its memory parts (memory encoder, spatial perceiver, memory attention,
-object-pointer projection, temporal encodings) either those trained by
-`scripts/train_tiny_video.py` (`--video-model`, the folder it wrote; by default the one shipped in
-src/edgetam_hf/tiny_video_model) or seeded random weights (layers from PyTorch's defaults,
-`training/initialization.py`; the same ones `train_tiny_video.py` starts from). The clip is the
-demo's (`edgetam_hf.sample_media`: 16 frames of 640x480, a red disc drifting, a blue rectangle
-sliding in front of it, a green triangle: rendered shapes on a shaded background like the training
-scenes, in a scene the training never saw and that no training run or choice looked at), with its
-ground truth. Each object is prompted by the bounding box of its mask on frame 0 and tracked with
-`edgetam-hf annotate`'s code; the tracks are scored as the DAVIS 2017 benchmark does (`edgetam-hf
-evaluate`: first and last frames not scored).
+(`tiny_video_config`): its trunk is the model's trained weights, its memory parts (memory
+encoder, spatial perceiver, memory attention, object-pointer projection, temporal encodings) and
+its prompt encoder and mask decoder either those trained by `scripts/train_tiny_video.py`
+(`--video-model`, the folder it wrote; by default the one shipped in src/edgetam_hf/tiny_video_model)
+or, memory parts, seeded random weights (layers from PyTorch's defaults, `training/initialization.py`;
+the same ones `train_tiny_video.py` starts from) beside the image model's decoder.
 
-It reports four figures: trained image parts with the trained memory parts; trained image parts
+Two sets of clips, each object prompted by the bounding box of its mask on frame 0 and tracked with
+`edgetam-hf annotate`'s code, scored as the DAVIS 2017 benchmark does (`edgetam-hf evaluate`: first
+and last frames not scored):
+- the held-out clips (`write_held_out_clips`): HELD_OUT_CLIPS clips of rendered shapes that move,
+  turn, cross and leave and re-enter the frame, from seeds fixed before training and never trained on;
+- the demo's clip (`edgetam_hf.sample_media`: 16 frames of 640x480, a red disc drifting, a blue
+  rectangle sliding in front of it, a green triangle), which no training run or choice looked at.
+
+For each, four figures: trained image parts with the trained memory parts; trained image parts
 with random memory parts; every weight random; and the image model alone given the ground-truth
-box of every object on every frame (no tracking: what the trained image parts do on these frames,
-the ceiling a trained memory works towards). Everything is seeded and runs on one CPU thread.
+box of every object on every frame (no tracking: the ceiling a trained memory works towards).
+Everything is seeded and runs on one CPU thread.
 """
-
 import argparse
 import logging
 import sys
@@ -52,6 +53,7 @@ from edgetam_hf.modeling_video import EdgeTamVideoModel  # noqa: E402
 from edgetam_hf.processing import EdgeTamProcessor  # noqa: E402
 from edgetam_hf.sample_media import render_sample_clip, render_sample_frame_masks  # noqa: E402
 from edgetam_hf.training.initialization import initialise_for_training_from_scratch  # noqa: E402
+from edgetam_hf.training.shapes import render_shapes_clip  # noqa: E402
 from edgetam_hf.video_processing import EdgeTamVideoProcessor  # noqa: E402
 
 logger = logging.getLogger("evaluate_tiny_video")
@@ -59,6 +61,16 @@ BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "src" / "edgetam_hf" / "ti
 BUNDLED_VIDEO_MODEL = BUNDLED_MODEL.parent / "tiny_video_model"
 CLIP_NAME = "sample"
 MEMORY_SEED = 0
+# The held-out clips, fixed before the bundled video model was trained: clip i is rendered from
+# numpy seed (HELD_OUT_SEED, i); training clips come from (train_tiny_video.TRAIN_SEED, step).
+HELD_OUT_SEED, HELD_OUT_CLIPS, HELD_OUT_FRAMES = 5_000_011, 8, 24
+HELD_OUT_SIZE = (320, 240)  # the demo clip's aspect ratio; the processor squeezes them to the model's square
+# 2-5 shapes, each moving up to 5% of the image side and turning up to 0.1 rad a frame, bouncing off
+# walls 20% of a side outside the image: shapes cross, hide one another, leave and come back.
+CLIP_MOTION = {"max_shapes": 5, "min_objects": 2, "max_speed": 0.05, "max_turn": 0.1, "wall_margin": 0.2}
+# The weights a trained video model must share with the image model: its trunk (the prompt
+# encoder and mask decoder may train with the memory).
+IMAGE_TRUNK_PARTS = ("vision_encoder", "shared_image_embedding", "no_memory_embedding")
 
 
 def tiny_video_config(image_config) -> EdgeTamVideoConfig:
@@ -102,12 +114,12 @@ def video_model_from_image_model(image_model: EdgeTamModel, random_image_parts: 
 
 
 def trained_video_model(folder: Path, image_model: EdgeTamModel) -> EdgeTamVideoModel:
-    """The video model saved in `folder` by scripts/train_tiny_video.py; every weight it shares with
-    `image_model` must be `image_model`'s (else the figure would not be of this image model)."""
+    """The video model saved in `folder` by scripts/train_tiny_video.py; its trunk (`IMAGE_TRUNK_PARTS`)
+    must be `image_model`'s (else the figure would not be of this image model)."""
     video_model = EdgeTamVideoModel.from_pretrained(str(folder)).eval()
     video_weights = video_model.state_dict()
     for name, image_weight in image_model.state_dict().items():
-        if not torch.equal(video_weights[name], image_weight):
+        if name.split(".")[0] in IMAGE_TRUNK_PARTS and not torch.equal(video_weights[name], image_weight):
             raise ValueError(f"--video-model {folder} was not trained on --model's image weights: {name} differs")
     return video_model
 
@@ -124,6 +136,25 @@ def write_sample_clip(root: Path) -> list[str]:
         labels = (masks * np.arange(1, len(masks) + 1)[:, None, None]).sum(0)
         save_label_png(labels, masks_dir / f"{frame_idx:05d}.png")
     return [CLIP_NAME]
+
+
+def write_held_out_clips(root: Path) -> list[str]:
+    """The held-out clips in the DAVIS layout under `root` (ids 1, 2, ... in drawing order, the
+    lowest id on top where the ground truth of two objects would overlap: they do not); returns
+    the video names."""
+    names = []
+    for clip_idx in range(HELD_OUT_CLIPS):
+        name = f"held_out_{clip_idx}"
+        rng = np.random.default_rng([HELD_OUT_SEED, clip_idx])
+        frames, masks = render_shapes_clip(rng, HELD_OUT_SIZE, HELD_OUT_FRAMES, **CLIP_MOTION)
+        (root / "JPEGImages" / name).mkdir(parents=True)
+        (root / "Annotations" / name).mkdir(parents=True)
+        for frame_idx, (frame, frame_masks) in enumerate(zip(frames, masks, strict=True)):
+            frame.save(root / "JPEGImages" / name / f"{frame_idx:05d}.png")
+            labels = (frame_masks * np.arange(1, len(frame_masks) + 1)[:, None, None]).sum(0)
+            save_label_png(labels, root / "Annotations" / name / f"{frame_idx:05d}.png")
+        names.append(name)
+    return names
 
 
 def ground_truth_boxes(labels: np.ndarray, frame_idx: int) -> list[Prompt]:
@@ -143,14 +174,15 @@ def per_frame_box_j_and_f(image_model: EdgeTamModel, root: Path, videos: list[st
         for path in sorted((root / "Annotations" / name).glob("*.png")):
             frame = Image.open(root / "JPEGImages" / name / path.name).convert("RGB")
             prompts = ground_truth_boxes(read_label_png(path), 0)
-            masks = torch.stack([result.mask_logits > 0 for result in segment_image(image_model, processor, frame, prompts)])
+            results = segment_image(image_model, processor, frame, prompts) if prompts else []  # every object gone
+            masks = torch.stack([result.mask_logits > 0 for result in results]) if results else torch.zeros(0, frame.height, frame.width, dtype=torch.bool)
             save_label_png(lowest_id_on_top(masks, [prompt.obj_id for prompt in prompts]), out / name / path.name)
     return evaluate_folders(root / "Annotations", out, videos, workers=1).mean()
 
 
 def clip_j_and_f(video_model: EdgeTamVideoModel, root: Path, videos: list[str], out: Path) -> tuple[float, float, float]:
     """Tracks every clip into `out` and returns (J&F, J, F) in percent, means over objects."""
-    processor = EdgeTamVideoProcessor(target_size=video_model.config.image_size)
+    processor = processor_for(EdgeTamVideoProcessor, video_model)
     for name in videos:
         job = VideoJob(name, root / "JPEGImages" / name, 0, prompts=ground_truth_boxes(read_label_png(root / "Annotations" / name / "00000.png"), 0))
         (out / name).mkdir(parents=True)
@@ -174,15 +206,17 @@ def main() -> None:
         "trained image parts, random memory": lambda: video_model_from_image_model(image_model, random_image_parts=False),
         "all weights random": lambda: video_model_from_image_model(image_model, random_image_parts=True),
     }
+    clip_sets = {"held-out clips": write_held_out_clips, "demo clip": write_sample_clip}
     with tempfile.TemporaryDirectory() as scratch:
-        root = Path(scratch)
-        videos = write_sample_clip(root / "clips")
-        for run_idx, (label, build) in enumerate(video_models.items()):
-            jf, j, f = clip_j_and_f(build(), root / "clips", videos, root / f"tracks_{run_idx}")
-            logger.info("%s: J&F %.1f  J %.1f  F %.1f", label, jf, j, f)
-        with torch.no_grad():
-            jf, j, f = per_frame_box_j_and_f(image_model, root / "clips", videos, root / "per_frame")
-        logger.info("image model alone, ground-truth box on every frame: J&F %.1f  J %.1f  F %.1f", jf, j, f)
+        for set_idx, (clip_set, write) in enumerate(clip_sets.items()):
+            root = Path(scratch) / str(set_idx)
+            videos = write(root / "clips")
+            for run_idx, (label, build) in enumerate(video_models.items()):
+                jf, j, f = clip_j_and_f(build(), root / "clips", videos, root / f"tracks_{run_idx}")
+                logger.info("%s, %s: J&F %.1f  J %.1f  F %.1f", clip_set, label, jf, j, f)
+            with torch.no_grad():
+                jf, j, f = per_frame_box_j_and_f(image_model, root / "clips", videos, root / "per_frame")
+            logger.info("%s, image model alone, ground-truth box on every frame: J&F %.1f  J %.1f  F %.1f", clip_set, jf, j, f)
 
 
 if __name__ == "__main__":

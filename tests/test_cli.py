@@ -275,23 +275,18 @@ def test_track_stream_bad_input(model_folder, frame_folder, tmp_path, monkeypatc
 
 
 def test_demo_without_a_checkpoint_says_what_it_runs_and_writes_overlays(tmp_path, monkeypatch, capsys):
-    """The no-checkpoint branch: the bundled tiny model for the image, random weights for the clip
-    (a tiny video config here: the released size takes a minute on 2 cores)."""
-    from _video_tiny import tiny_video_config
-
-    from edgetam_hf import EdgeTamVideoModel
-    from edgetam_hf.cli.demo import BUNDLED_MODEL_NAME
+    """The no-checkpoint branch: the bundled tiny models, the image one for the image and the video
+    one for the clip, each named with its held-out figures."""
+    from edgetam_hf.cli.demo import BUNDLED_MODEL_NAME, BUNDLED_VIDEO_MODEL_NAME
 
     monkeypatch.chdir(tmp_path)  # no ./edgetam.pt
     monkeypatch.delenv("EDGETAM_CHECKPOINT", raising=False)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_cache"))
-    tiny_random_video_model = lambda model_class, config, device: EdgeTamVideoModel(tiny_video_config()).eval()  # noqa: E731
-    monkeypatch.setattr("edgetam_hf.cli.demo._random_model", tiny_random_video_model)
     monkeypatch.setattr("edgetam_hf.cli.demo.find_checkpoint", lambda: None)
     assert run_cli(["demo", "--device", "cpu", "--out", tmp_path / "demo"]) == 0
     printed = capsys.readouterr().out
     assert "TINY EdgeTAM" in printed and "rendered flat shapes ONLY" in printed and "Meta's checkpoint" in printed
-    assert "RANDOM weights" in printed and "meaningless" in printed
+    assert "TINY video model" in printed and "random memory weights" in printed and "rendered moving shapes ONLY" in printed
     image_dir, video_dir = tmp_path / "demo" / "image", tmp_path / "demo" / "video"
     assert Image.open(image_dir / "overlay.png").size == (640, 480)
     image_about = json.loads((image_dir / "scores.json").read_text())
@@ -305,6 +300,7 @@ def test_demo_without_a_checkpoint_says_what_it_runs_and_writes_overlays(tmp_pat
     overlay = next(video_dir.glob("overlay.*"))
     frames = Image.open(overlay).n_frames if overlay.suffix == ".gif" else _mp4_frame_count(overlay)
     assert frames == 16 and len(list(video_dir.glob("0*.png"))) == 16
+    assert json.loads((video_dir / "scores.json").read_text())["model"] == BUNDLED_VIDEO_MODEL_NAME
 
 
 def test_the_sample_clip_ground_truth_is_the_visible_pixels_of_each_shape():

@@ -387,30 +387,6 @@ def test_a_clip_loss_falls_and_reaches_the_memory_path():
         clip_loss(model, frames, masks[:2], points, point_labels)
 
 
-def test_the_tiny_video_training_loop_trains_only_the_memory_parts(monkeypatch):
-    """scripts/train_tiny_video.py's loop, two steps on 2-frame clips: the loss is finite, every
-    memory part moves, the image parts (weights and BatchNorm statistics) stay as they were."""
-    import argparse
-    from pathlib import Path
-
-    from _video_tiny import tiny_model
-
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
-    from train_tiny_video import IMAGE_PARTS, train
-
-    torch.manual_seed(0)
-    model = tiny_model()
-    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
-    args = argparse.Namespace(steps=2, minutes=5.0, frames=2, learning_rate=1e-3, seed=0, log_every=1)
-    report = train(model, args)
-    assert report["steps"] == 2 and np.isfinite([report["loss_first_steps"], report["loss_last_steps"]]).all()
-    after = model.state_dict()
-    moved = {name.split(".")[0] for name in after if not torch.equal(after[name], before[name])}
-    assert {"memory_attention", "memory_encoder", "spatial_perceiver", "object_pointer_proj"} <= moved, moved
-    assert not moved & set(IMAGE_PARTS), moved
-    assert not model.training
-
-
 def test_initialising_something_else_than_an_edgetam_model_is_a_clear_error():
     from edgetam_hf.training.initialization import initialise_for_training_from_scratch
 

@@ -42,7 +42,14 @@ def _shaded_background(rng: np.random.Generator, width: int, height: int) -> np.
 
 
 def render_shapes_clip(
-    rng: np.random.Generator, size: tuple[int, int], num_frames: int, max_shapes: int = 3, min_objects: int = 1, max_speed: float = 0.04
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    num_frames: int,
+    max_shapes: int = 3,
+    min_objects: int = 1,
+    max_speed: float = 0.04,
+    max_turn: float = 0.0,
+    wall_margin: float | None = None,
 ):
     """A clip of moving shapes: `(frames, masks)`, `num_frames` PIL RGB images of `size` (width,
     height) and a bool array (num_frames, num_objects, height, width) of the visible part of each
@@ -50,8 +57,11 @@ def render_shapes_clip(
 
     Scenes as `render_shapes_scene` draws them, each shape moving at its own constant velocity of at
     most `max_speed` of the image side per frame (so shapes pass in front of one another and leave
-    the image). The objects are the shapes visible on frame 0 (at least `min_objects`); on a later
-    frame an object's mask may be empty (hidden or gone): the clip's occlusions.
+    the image) and turning about its centre at its own rate of at most `max_turn` radians per frame.
+    With `wall_margin`, a shape's centre bounces off walls that far outside the image (a fraction
+    of each side), so a shape that leaves comes back. The objects are the shapes visible on frame 0
+    (at least `min_objects`); on a later frame an object's mask may be empty (hidden or gone): the
+    clip's occlusions.
     """
     if not 1 <= min_objects <= max_shapes:
         raise ValueError(f"min_objects must be in [1, max_shapes={max_shapes}], got {min_objects}")
@@ -65,19 +75,51 @@ def render_shapes_clip(
             kind, corners = _random_shape(rng, width, height)
             colour = tuple(int(c) for c in rng.integers(0, 256, 3))
             velocity = rng.uniform(-max_speed, max_speed, 2) * min(width, height)  # pixels per frame, (x, y)
-            shapes.append((kind, corners, colour, velocity))
+            turn = rng.uniform(-max_turn, max_turn) if max_turn > 0 else 0.0  # radians per frame
+            shapes.append((kind, corners, colour, velocity, turn))
         frames, visible_per_frame = [], []
         for frame_idx in range(num_frames):
             image = Image.fromarray(background)
             visible = []
-            for kind, corners, colour, velocity in shapes:
-                visible = _paint_shape(image, visible, kind, corners + frame_idx * velocity, colour)
+            for kind, corners, colour, velocity, turn in shapes:
+                moved = _moved_corners(corners, frame_idx * velocity, (width, height), wall_margin)
+                visible = _paint_shape(image, visible, *_turned(kind, moved, frame_idx * turn), colour)
             frames.append(image)
             visible_per_frame.append(np.stack(visible))
         masks = np.stack(visible_per_frame)  # (num_frames, num_shapes, height, width)
         is_object = masks[0].mean(axis=(1, 2)) >= MIN_VISIBLE_FRACTION
         if is_object.sum() >= min_objects:
             return frames, masks[:, is_object]
+
+
+def _moved_corners(corners: np.ndarray, shift: np.ndarray, size: tuple[int, int], wall_margin: float | None) -> np.ndarray:
+    """`corners` moved by `shift` (x, y) pixels; with `wall_margin`, the centre's path folded back
+    between walls `wall_margin` of each side outside the image (a shape bouncing off them)."""
+    if wall_margin is None:
+        return corners + shift
+    centre = corners.mean(axis=0)
+    low = -wall_margin * np.asarray(size, dtype=np.float64)
+    span = np.asarray(size, dtype=np.float64) - 2 * low
+    travelled = np.mod(centre + shift - low, 2 * span)  # a triangle wave of period 2 * span
+    folded = low + span - np.abs(travelled - span)
+    return corners + (folded - centre)
+
+
+def _turned(kind: str, corners: np.ndarray, angle: float) -> tuple[str, np.ndarray]:
+    """The shape turned by `angle` radians about its centre: a polygon's (n, 2) vertices, or the
+    shape itself when `angle` is 0 (an ellipse becomes a 32-gon, a rectangle its four corners)."""
+    if angle == 0:
+        return kind, corners
+    if kind == "ellipse":
+        (x0, y0), (x1, y1) = corners
+        around = np.linspace(0, 2 * np.pi, 32, endpoint=False)
+        corners = np.stack([(x0 + x1) / 2 + (x1 - x0) / 2 * np.cos(around), (y0 + y1) / 2 + (y1 - y0) / 2 * np.sin(around)], 1)
+    elif kind == "rectangle":
+        (x0, y0), (x1, y1) = corners
+        corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    centre = corners.mean(axis=0)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return "polygon", (corners - centre) @ rotation.T + centre
 
 
 def _paint_shape(image: Image.Image, visible: list, kind: str, corners: np.ndarray, colour) -> list:
@@ -108,5 +150,5 @@ def _draw_shape(draw: ImageDraw.ImageDraw, kind: str, corners: np.ndarray) -> No
         draw.ellipse(points, fill=255)
     elif kind == "rectangle":
         draw.rectangle(points, fill=255)
-    else:
+    else:  # "triangle" or "polygon"
         draw.polygon(points, fill=255)
