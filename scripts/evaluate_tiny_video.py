@@ -175,7 +175,7 @@ def per_frame_box_j_and_f(image_model: EdgeTamModel, root: Path, videos: list[st
             frame = Image.open(root / "JPEGImages" / name / path.name).convert("RGB")
             prompts = ground_truth_boxes(read_label_png(path), 0)
             results = segment_image(image_model, processor, frame, prompts) if prompts else []  # every object gone
-            masks = torch.stack([result.mask_logits > 0 for result in results]) if results else torch.zeros(0, frame.height, frame.width, dtype=torch.bool)
+            masks = torch.from_numpy(np.stack([result.mask_logits > 0 for result in results])) if results else torch.zeros(0, frame.height, frame.width, dtype=torch.bool)
             save_label_png(lowest_id_on_top(masks, [prompt.obj_id for prompt in prompts]), out / name / path.name)
     return evaluate_folders(root / "Annotations", out, videos, workers=1).mean()
 
