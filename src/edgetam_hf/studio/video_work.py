@@ -39,6 +39,9 @@ class PropagationJob:
         self.work, self.start, self.directions = work, start, directions
         self.events: queue.Queue = queue.Queue()
         self.cancelled = threading.Event()
+        # Set before the last event is sent: a client that has read "end" may prompt at once,
+        # while the thread itself may not have exited yet.
+        self.finished = threading.Event()
         self.thread = threading.Thread(target=self._run, name="studio-propagation", daemon=True)
 
     def cancel(self) -> None:
@@ -46,7 +49,7 @@ class PropagationJob:
 
     @property
     def running(self) -> bool:
-        return self.thread.is_alive()
+        return self.thread.is_alive() and not self.finished.is_set()
 
     def _run(self) -> None:
         work, started, done, error = self.work, time.perf_counter(), 0, None
@@ -66,6 +69,7 @@ class PropagationJob:
         except Exception as error_raised:  # the page must hear why the run stopped; the server goes on
             logger.exception("studio: a propagation failed")
             error = f"{type(error_raised).__name__}: {error_raised}"
+        self.finished.set()
         self.events.put({"type": "end", "cancelled": self.cancelled.is_set(), "error": error, "done": done, "total": total})
 
 
