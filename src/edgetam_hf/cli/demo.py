@@ -77,7 +77,7 @@ def no_checkpoint_banner() -> str:
         f"{report['steps']} steps on rendered flat shapes ONLY (scripts/train_tiny_model.py). On held-out rendered\n"
         f"scenes its IoU is {figures['one_click']:.2f} from one click, {figures['box']:.2f} from a box (random weights\n"
         f"{report['held_out_one_click_iou_random_weights']:.2f}). It segments the sample image; on real photos it is useless.\n"
-        f"VIDEO: the TINY video model bundled beside it: that trunk, memory parts trained by us for {video_report['best']['step']}\n"
+        f"VIDEO: the TINY video model bundled beside it: that trunk, memory parts and decoder trained by us for {video_report['best']['step']}\n"
         "steps on rendered moving shapes ONLY (scripts/train_tiny_video.py). On held-out rendered clips\n"
         f"(shapes crossing, turning, leaving and coming back) it tracks at J&F {video_report['best']['j_and_f']:.1f} from frame-0 boxes\n"
         f"(random memory weights {video_report['random_memory_j_and_f']:.1f}; the image model given the true box on every\n"
